@@ -1,0 +1,91 @@
+"""kubeasync: a fast asyncio Kubernetes API client built on aiohttp and msgspec.
+
+    import kubeasync
+
+    async with kubeasync.Client() as kube:
+        pod = await kube.pods.get("web-0", namespace="default")
+        async for event in kube.pods.watch(namespace="default"):
+            print(event.type, event.object.metadata.name)
+"""
+
+from ._version import __version__
+from .api import Client, LogsApi, ResourceApi
+from .auth import Auth, BearerToken, NoAuth
+from .config import ClusterConfig
+from .errors import (
+    AlreadyExists,
+    ApiError,
+    BadRequest,
+    ConfigError,
+    Conflict,
+    DecodeError,
+    Forbidden,
+    Gone,
+    Invalid,
+    KubeError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTimeout,
+    ServerError,
+    StreamError,
+    TooManyRequests,
+    TransportError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from .request import PatchType, PropagationPolicy, Request
+from .resources import (
+    BUILTIN_RESOURCES,
+    CONFIG_MAPS,
+    JOBS,
+    NAMESPACES,
+    PERSISTENT_VOLUME_CLAIMS,
+    PODS,
+    SERVICES,
+    ResourceDescriptor,
+    custom_resource,
+)
+from .session import RetryPolicy
+
+__all__ = [
+    "BUILTIN_RESOURCES",
+    "CONFIG_MAPS",
+    "JOBS",
+    "NAMESPACES",
+    "PERSISTENT_VOLUME_CLAIMS",
+    "PODS",
+    "SERVICES",
+    "AlreadyExists",
+    "ApiError",
+    "Auth",
+    "BadRequest",
+    "BearerToken",
+    "Client",
+    "ClusterConfig",
+    "ConfigError",
+    "Conflict",
+    "DecodeError",
+    "Forbidden",
+    "Gone",
+    "Invalid",
+    "KubeError",
+    "LogsApi",
+    "MethodNotAllowed",
+    "NoAuth",
+    "NotFound",
+    "PatchType",
+    "PropagationPolicy",
+    "Request",
+    "RequestTimeout",
+    "ResourceApi",
+    "ResourceDescriptor",
+    "RetryPolicy",
+    "ServerError",
+    "StreamError",
+    "TooManyRequests",
+    "TransportError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "__version__",
+    "custom_resource",
+]

@@ -1,0 +1,130 @@
+"""Hand-written base class, type aliases and helpers shared by the generated models.
+
+The generated modules (``_generated_*.py``) import from here; this module imports nothing
+from them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "IntOrString",
+    "KubeModel",
+    "MicroTime",
+    "Quantity",
+    "RawExtension",
+    "Time",
+    "format_time",
+    "parse_time",
+]
+
+
+class KubeModel(
+    msgspec.Struct,
+    kw_only=True,
+    omit_defaults=True,
+    gc=False,
+    repr_omit_defaults=True,
+):
+    """Base class of every Kubernetes model.
+
+    - every field is keyword-only and optional (default ``None``), so that ``null`` or
+      missing values sent by a server never make decoding fail;
+    - unset fields (still at their default) are left out when encoding, so
+      ``msgspec.json.encode(Pod())`` is ``b"{}"``;
+    - unknown fields are ignored when decoding;
+    - instances are not tracked by the garbage collector (``gc=False``), which makes
+      decoding large lists several times faster. Model instances must therefore never be
+      part of a reference cycle (plain API data never is);
+    - ``repr()`` shows only the fields that are set.
+
+    msgspec does not pass ``kw_only`` on to subclasses (the other options are inherited), so
+    every subclass is declared ``class Foo(KubeModel, kw_only=True)``.
+    """
+
+
+Time: TypeAlias = str
+"""``meta/v1 Time``: an RFC 3339 timestamp with second precision, e.g.
+``"2024-05-01T10:00:00Z"``, kept as the wire string (use :func:`parse_time`)."""
+
+MicroTime: TypeAlias = str
+"""``meta/v1 MicroTime``: an RFC 3339 timestamp with microseconds, e.g.
+``"2024-05-01T10:00:00.123456Z"``, kept as the wire string (use :func:`parse_time`)."""
+
+Quantity: TypeAlias = str | int | float
+"""``resource.Quantity``: a resource amount such as ``"100m"``, ``"128Mi"`` or ``2``.
+
+Servers always send strings; the wire value is kept unchanged."""
+
+IntOrString: TypeAlias = int | str
+"""``intstr.IntOrString``: a port number (``8080``) or a name (``"http"``), or a
+percentage (``"25%"``); the wire value is kept unchanged."""
+
+RawExtension: TypeAlias = dict[str, Any]
+"""``runtime.RawExtension``: an embedded object of any kind, as decoded JSON."""
+
+
+_TIME_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})"  # date and time
+    r"(?:\.(\d+))?"  # fractional seconds
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",  # UTC or offset
+    re.ASCII,
+)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse a Kubernetes ``Time`` or ``MicroTime`` string into an aware ``datetime``.
+
+    Accepts RFC 3339 timestamps with or without fractional seconds (any number of digits;
+    digits beyond microseconds are truncated) and with ``Z`` or a numeric UTC offset.
+    ``None`` gives ``None``. Raises ``ValueError`` on anything else.
+
+    >>> parse_time("2024-05-01T10:00:00Z")
+    datetime.datetime(2024, 5, 1, 10, 0, tzinfo=datetime.timezone.utc)
+    >>> parse_time("2024-05-01T10:00:00.123456Z").microsecond
+    123456
+    """
+    if value is None:
+        return None
+    m = _TIME_RE.fullmatch(value)
+    if m is None:
+        raise ValueError(f"not a Kubernetes timestamp: {value!r}")
+    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = m.groups()
+    tz = timezone.utc
+    if not zulu:
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        if offset:
+            tz = timezone(-offset if sign == "-" else offset)
+    return datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        int((frac or "0")[:6].ljust(6, "0")),
+        tzinfo=tz,
+    )
+
+
+def format_time(value: datetime, *, micro: bool = False) -> str:
+    """Format a ``datetime`` the way Kubernetes writes ``Time`` (or ``MicroTime``).
+
+    Naive datetimes are taken as UTC. The result is in UTC with a ``Z`` suffix.
+
+    >>> format_time(datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone.utc))
+    '2024-05-01T10:00:00Z'
+    >>> format_time(datetime(2024, 5, 1, 10, 0, 0, 123456), micro=True)
+    '2024-05-01T10:00:00.123456Z'
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    if micro:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

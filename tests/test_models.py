@@ -1,0 +1,908 @@
+"""Tests of the generated models (``kubeasync.models``) and of ``tools/gen_models.py``."""
+
+from __future__ import annotations
+
+import copy
+import doctest
+import importlib.util
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import pytest
+
+import kubeasync.models as models
+from kubeasync.models import (
+    ConfigMap,
+    Container,
+    ContainerPort,
+    HTTPGetAction,
+    Job,
+    KubeModel,
+    ListMeta,
+    ManagedFieldsEntry,
+    Namespace,
+    ObjectMeta,
+    PersistentVolumeClaim,
+    Pod,
+    PodIP,
+    PodList,
+    PodSpec,
+    PodStatus,
+    Probe,
+    Service,
+    ServiceList,
+    ServicePort,
+    ServiceSpec,
+    Status,
+    WatchEvent,
+    _base,
+    format_time,
+    parse_time,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO / "kubeasync" / "models"
+
+
+def _load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_models", REPO / "tools" / "gen_models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gen_models"] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+gen_models = _load_generator()
+
+
+def model_classes() -> list[type[KubeModel]]:
+    out = []
+    for name in models.__all__:
+        obj = getattr(models, name)
+        if isinstance(obj, type) and issubclass(obj, KubeModel) and obj is not KubeModel:
+            out.append(obj)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# realistic, apiserver-shaped objects (only fields the models know, no nulls)
+
+MANAGED_FIELDS = [
+    {
+        "manager": "kubectl-client-side-apply",
+        "operation": "Update",
+        "apiVersion": "v1",
+        "time": "2024-05-01T10:00:00Z",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {
+            "f:metadata": {
+                "f:annotations": {
+                    ".": {},
+                    "f:kubectl.kubernetes.io/last-applied-configuration": {},
+                },
+                "f:labels": {".": {}, "f:app": {}, "f:tier": {}},
+                "f:ownerReferences": {
+                    ".": {},
+                    'k:{"uid":"5b1c7f43-6f7e-4b8e-9d65-0c1e2c7e0a11"}': {},
+                },
+            },
+            "f:spec": {
+                "f:containers": {
+                    'k:{"name":"app"}': {
+                        ".": {},
+                        "f:image": {},
+                        "f:imagePullPolicy": {},
+                        "f:name": {},
+                        "f:ports": {
+                            ".": {},
+                            'k:{"containerPort":8080,"protocol":"TCP"}': {
+                                ".": {},
+                                "f:containerPort": {},
+                                "f:name": {},
+                                "f:protocol": {},
+                            },
+                        },
+                        "f:resources": {
+                            ".": {},
+                            "f:limits": {".": {}, "f:memory": {}},
+                            "f:requests": {".": {}, "f:cpu": {}, "f:memory": {}},
+                        },
+                    }
+                },
+                "f:restartPolicy": {},
+            },
+        },
+    },
+    {
+        "manager": "kubelet",
+        "operation": "Update",
+        "apiVersion": "v1",
+        "time": "2024-05-01T10:00:05Z",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {
+            "f:status": {
+                "f:conditions": {
+                    'k:{"type":"Ready"}': {
+                        ".": {},
+                        "f:lastProbeTime": {},
+                        "f:lastTransitionTime": {},
+                        "f:status": {},
+                        "f:type": {},
+                    }
+                },
+                "f:podIP": {},
+                "f:podIPs": {".": {}, 'k:{"ip":"10.244.1.17"}': {".": {}, "f:ip": {}}},
+            }
+        },
+        "subresource": "status",
+    },
+]
+
+POD: dict[str, Any] = {
+    "kind": "Pod",
+    "apiVersion": "v1",
+    "metadata": {
+        "name": "web-7d9f8b6c5d-x2x9k",
+        "generateName": "web-7d9f8b6c5d-",
+        "namespace": "shop",
+        "uid": "0f3c7a6e-2d1b-4c7e-9a51-6b2f0e4d8c21",
+        "resourceVersion": "184467",
+        "generation": 1,
+        "creationTimestamp": "2024-05-01T10:00:00Z",
+        "labels": {"app": "web", "pod-template-hash": "7d9f8b6c5d", "tier": "frontend"},
+        "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": '{"apiVersion":"v1"}\n',
+            "prometheus.io/scrape": "true",
+        },
+        "ownerReferences": [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "name": "web-7d9f8b6c5d",
+                "uid": "5b1c7f43-6f7e-4b8e-9d65-0c1e2c7e0a11",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+        "finalizers": ["example.com/cleanup"],
+        "managedFields": MANAGED_FIELDS,
+    },
+    "spec": {
+        "volumes": [
+            {"name": "config", "configMap": {"name": "web-config", "defaultMode": 420}},
+            {
+                "name": "kube-api-access-abcde",
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                        {
+                            "configMap": {
+                                "name": "kube-root-ca.crt",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            }
+                        },
+                    ],
+                    "defaultMode": 420,
+                },
+            },
+        ],
+        "containers": [
+            {
+                "name": "app",
+                "image": "registry.example.com/shop/web:1.4.2",
+                "command": ["/app/server"],
+                "args": ["--port=8080", "--log-level=info"],
+                "ports": [
+                    {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                    {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+                ],
+                "env": [
+                    {"name": "LOG_FORMAT", "value": "json"},
+                    {
+                        "name": "POD_IP",
+                        "valueFrom": {
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}
+                        },
+                    },
+                    {
+                        "name": "DB_PASSWORD",
+                        "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+                    },
+                ],
+                "resources": {
+                    "limits": {"memory": "256Mi"},
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                },
+                "volumeMounts": [
+                    {"name": "config", "readOnly": True, "mountPath": "/etc/web"},
+                    {
+                        "name": "kube-api-access-abcde",
+                        "readOnly": True,
+                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    },
+                ],
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
+                    "initialDelaySeconds": 5,
+                    "timeoutSeconds": 1,
+                    "periodSeconds": 10,
+                    "successThreshold": 1,
+                    "failureThreshold": 3,
+                },
+                "readinessProbe": {
+                    "httpGet": {"path": "/ready", "port": "http", "scheme": "HTTP"},
+                    "timeoutSeconds": 1,
+                    "periodSeconds": 5,
+                    "successThreshold": 1,
+                    "failureThreshold": 3,
+                },
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent",
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 1000,
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            },
+            {
+                "name": "sidecar",
+                "image": "registry.example.com/tools/log-shipper:0.9",
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent",
+            },
+        ],
+        "restartPolicy": "Always",
+        "terminationGracePeriodSeconds": 30,
+        "dnsPolicy": "ClusterFirst",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "serviceAccountName": "default",
+        "serviceAccount": "default",
+        "nodeName": "node-1",
+        "securityContext": {"fsGroup": 2000},
+        "schedulerName": "default-scheduler",
+        "tolerations": [
+            {
+                "key": "node.kubernetes.io/not-ready",
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": 300,
+            }
+        ],
+        "priority": 0,
+        "enableServiceLinks": True,
+        "preemptionPolicy": "PreemptLowerPriority",
+    },
+    "status": {
+        "phase": "Running",
+        "conditions": [
+            {
+                "type": "Initialized",
+                "status": "True",
+                "lastProbeTime": "2024-05-01T10:00:00Z",
+                "lastTransitionTime": "2024-05-01T10:00:01Z",
+            },
+            {
+                "type": "Ready",
+                "status": "True",
+                "lastTransitionTime": "2024-05-01T10:00:05Z",
+            },
+        ],
+        "hostIP": "192.168.0.11",
+        "hostIPs": [{"ip": "192.168.0.11"}],
+        "podIP": "10.244.1.17",
+        "podIPs": [{"ip": "10.244.1.17"}, {"ip": "fd00:10:244:1::11"}],
+        "startTime": "2024-05-01T10:00:00.123456Z",
+        "containerStatuses": [
+            {
+                "name": "app",
+                "state": {"running": {"startedAt": "2024-05-01T10:00:03Z"}},
+                "lastState": {
+                    "terminated": {
+                        "exitCode": 137,
+                        "reason": "OOMKilled",
+                        "startedAt": "2024-05-01T09:00:00Z",
+                        "finishedAt": "2024-05-01T09:59:59Z",
+                        "containerID": "containerd://9f1e",
+                    }
+                },
+                "ready": True,
+                "restartCount": 1,
+                "image": "registry.example.com/shop/web:1.4.2",
+                "imageID": "registry.example.com/shop/web@sha256:0123abcd",
+                "containerID": "containerd://4a5b",
+                "started": True,
+            },
+            {
+                "name": "sidecar",
+                "state": {"waiting": {"reason": "ContainerCreating"}},
+                "ready": False,
+                "restartCount": 0,
+                "image": "registry.example.com/tools/log-shipper:0.9",
+                "imageID": "",
+            },
+        ],
+        "qosClass": "Burstable",
+    },
+}
+
+JOB: dict[str, Any] = {
+    "kind": "Job",
+    "apiVersion": "batch/v1",
+    "metadata": {
+        "name": "report-28571234",
+        "namespace": "shop",
+        "uid": "c5d0e2a1-7b0f-4f37-8a43-3e1c2b9d4f10",
+        "resourceVersion": "9001",
+        "generation": 1,
+        "creationTimestamp": "2024-05-01T10:00:00Z",
+        "labels": {"batch.kubernetes.io/job-name": "report-28571234"},
+        "finalizers": ["batch.kubernetes.io/job-tracking"],
+    },
+    "spec": {
+        "parallelism": 2,
+        "completions": 4,
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": 600,
+        "ttlSecondsAfterFinished": 3600,
+        "completionMode": "Indexed",
+        "suspend": False,
+        "podReplacementPolicy": "TerminatingOrFailed",
+        "manualSelector": False,
+        "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "c5d0e2a1"}},
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]},
+                }
+            ]
+        },
+        "template": {
+            "metadata": {"labels": {"batch.kubernetes.io/job-name": "report-28571234"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox:1.36",
+                        "command": ["sh", "-c", "echo hello"],
+                        "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
+                    }
+                ],
+                "restartPolicy": "Never",
+            },
+        },
+    },
+    "status": {
+        "startTime": "2024-05-01T10:00:01Z",
+        "active": 2,
+        "succeeded": 1,
+        "failed": 0,
+        "ready": 2,
+        "terminating": 0,
+        "completedIndexes": "0",
+        "uncountedTerminatedPods": {"succeeded": ["a1b2"]},
+        "conditions": [
+            {
+                "type": "SuccessCriteriaMet",
+                "status": "False",
+                "lastProbeTime": "2024-05-01T10:00:02Z",
+                "lastTransitionTime": "2024-05-01T10:00:02Z",
+                "reason": "InProgress",
+                "message": "still running",
+            }
+        ],
+    },
+}
+
+SERVICE: dict[str, Any] = {
+    "kind": "Service",
+    "apiVersion": "v1",
+    "metadata": {
+        "name": "web",
+        "namespace": "shop",
+        "uid": "1d6f3f6c-0e5b-4a4e-8a0b-2f9c5d7e6b31",
+        "resourceVersion": "1234",
+        "creationTimestamp": "2024-05-01T10:00:00Z",
+        "labels": {"app": "web"},
+    },
+    "spec": {
+        "ports": [
+            {"name": "http", "protocol": "TCP", "port": 80, "targetPort": 8080},
+            {"name": "metrics", "protocol": "TCP", "port": 9090, "targetPort": "metrics"},
+            {
+                "name": "node",
+                "protocol": "TCP",
+                "port": 8443,
+                "targetPort": 8443,
+                "nodePort": 30443,
+            },
+        ],
+        "selector": {"app": "web"},
+        "clusterIP": "10.96.12.34",
+        "clusterIPs": ["10.96.12.34", "fd00:10:96::1234"],
+        "type": "NodePort",
+        "sessionAffinity": "None",
+        "externalTrafficPolicy": "Cluster",
+        "externalIPs": ["203.0.113.10"],
+        "ipFamilies": ["IPv4", "IPv6"],
+        "ipFamilyPolicy": "PreferDualStack",
+        "internalTrafficPolicy": "Cluster",
+    },
+    "status": {"loadBalancer": {}},
+}
+
+PVC: dict[str, Any] = {
+    "kind": "PersistentVolumeClaim",
+    "apiVersion": "v1",
+    "metadata": {
+        "name": "data-web-0",
+        "namespace": "shop",
+        "uid": "8e1c5b1a-3c58-4c2b-b3a7-d5b3fbc0e1a2",
+        "resourceVersion": "777",
+        "creationTimestamp": "2024-05-01T10:00:00Z",
+        "annotations": {"pv.kubernetes.io/bind-completed": "yes"},
+        "finalizers": ["kubernetes.io/pvc-protection"],
+    },
+    "spec": {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}},
+        "volumeName": "pvc-8e1c5b1a",
+        "storageClassName": "standard",
+        "volumeMode": "Filesystem",
+    },
+    "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"}},
+}
+
+NAMESPACE: dict[str, Any] = {
+    "kind": "Namespace",
+    "apiVersion": "v1",
+    "metadata": {
+        "name": "shop",
+        "uid": "3f1e2d4c-5b6a-4789-8c0d-1e2f3a4b5c6d",
+        "resourceVersion": "42",
+        "creationTimestamp": "2024-05-01T09:00:00Z",
+        "labels": {"kubernetes.io/metadata.name": "shop"},
+    },
+    "spec": {"finalizers": ["kubernetes"]},
+    "status": {"phase": "Active"},
+}
+
+STATUS: dict[str, Any] = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Failure",
+    "message": 'Pod "web-0" is invalid: spec.containers[0].image: Required value',
+    "reason": "Invalid",
+    "details": {
+        "name": "web-0",
+        "kind": "Pod",
+        "causes": [
+            {
+                "reason": "FieldValueRequired",
+                "message": "Required value",
+                "field": "spec.containers[0].image",
+            }
+        ],
+        "retryAfterSeconds": 1,
+    },
+    "code": 422,
+}
+
+CONFIGMAP: dict[str, Any] = {
+    "kind": "ConfigMap",
+    "apiVersion": "v1",
+    "metadata": {"name": "web-config", "namespace": "shop"},
+    "data": {"app.yaml": "port: 8080\n"},
+    "binaryData": {"blob": "AAEC"},
+    "immutable": True,
+}
+
+POD_LIST: dict[str, Any] = {
+    "kind": "PodList",
+    "apiVersion": "v1",
+    "metadata": {
+        "resourceVersion": "184470",
+        "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTg0NDcwLCJzdGFydCI6IndlYi0xIn0",
+        "remainingItemCount": 17,
+    },
+    "items": [POD, {**POD, "metadata": {**POD["metadata"], "name": "web-1"}}],
+}
+
+ROUND_TRIP_CASES = [
+    pytest.param(Pod, POD, id="Pod"),
+    pytest.param(Job, JOB, id="Job"),
+    pytest.param(Service, SERVICE, id="Service"),
+    pytest.param(PersistentVolumeClaim, PVC, id="PersistentVolumeClaim"),
+    pytest.param(Namespace, NAMESPACE, id="Namespace"),
+    pytest.param(Status, STATUS, id="Status"),
+    pytest.param(ConfigMap, CONFIGMAP, id="ConfigMap"),
+    pytest.param(PodList, POD_LIST, id="PodList"),
+    pytest.param(ServiceList, {"kind": "ServiceList", "items": [SERVICE]}, id="ServiceList"),
+    pytest.param(WatchEvent, {"type": "ADDED", "object": copy.deepcopy(POD)}, id="WatchEvent"),
+]
+
+
+def _walk_no_nulls(value: Any) -> None:
+    if isinstance(value, dict):
+        for v in value.values():
+            assert v is not None
+            _walk_no_nulls(v)
+    elif isinstance(value, list):
+        for v in value:
+            assert v is not None
+            _walk_no_nulls(v)
+
+
+# --------------------------------------------------------------------------------------------
+# structure
+
+
+def test_base_options() -> None:
+    config = KubeModel.__struct_config__
+    assert config.omit_defaults is True
+    assert config.gc is False
+    assert config.repr_omit_defaults is True
+    assert config.forbid_unknown_fields is False
+
+
+def test_exports() -> None:
+    assert len(models.__all__) == len(set(models.__all__))
+    for name in models.__all__:
+        assert hasattr(models, name), name
+    assert models.Time is str
+    assert models.MicroTime is str
+    assert models.IntOrString == int | str
+    assert models.Quantity == str | int | float
+    assert models.RawExtension == dict[str, Any]
+    assert models.parse_time is parse_time
+
+
+def test_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        ObjectMeta("positional")  # type: ignore[call-arg,arg-type]
+    for cls in model_classes():
+        with pytest.raises(TypeError):
+            cls(None)
+
+
+def test_every_class_decodes_and_encodes() -> None:
+    classes = model_classes()
+    assert len(classes) > 150
+    for cls in classes:
+        assert cls.__struct_config__.gc is False, cls
+        decoder = msgspec.json.Decoder(cls)
+        empty = decoder.decode(b"{}")
+        assert msgspec.json.encode(empty) == b"{}", cls
+        # Every field may be null on the wire.
+        nulls = {f.encode_name: None for f in msgspec.structs.fields(cls)}
+        decoder.decode(msgspec.json.encode(nulls))
+
+
+def test_every_field_is_optional_none_except_fields_v1() -> None:
+    for cls in model_classes():
+        for f in msgspec.structs.fields(cls):
+            if f.type is msgspec.Raw:
+                assert f.encode_name == "fieldsV1", (cls, f.name)
+                assert f.default == msgspec.Raw()
+            else:
+                assert f.default is None, (cls, f.name)
+                assert f.name.isidentifier() and not f.name.startswith("_")
+            assert f.name != "kind" or f.default is None
+
+
+@pytest.mark.parametrize(
+    ("cls", "attr", "wire"),
+    [
+        (Pod, "api_version", "apiVersion"),
+        (PodStatus, "pod_ips", "podIPs"),
+        (PodStatus, "host_ip", "hostIP"),
+        (PodStatus, "pod_ip", "podIP"),
+        (ServiceSpec, "external_ips", "externalIPs"),
+        (ServiceSpec, "cluster_ips", "clusterIPs"),
+        (ServiceSpec, "cluster_ip", "clusterIP"),
+        (ManagedFieldsEntry, "fields_v1", "fieldsV1"),
+        (ListMeta, "continue_", "continue"),
+        (ListMeta, "remaining_item_count", "remainingItemCount"),
+        (ObjectMeta, "creation_timestamp", "creationTimestamp"),
+        (ContainerPort, "container_port", "containerPort"),
+        (PodSpec, "termination_grace_period_seconds", "terminationGracePeriodSeconds"),
+        (PodSpec, "set_hostname_as_fqdn", "setHostnameAsFQDN"),
+        (models.ServerAddressByClientCIDR, "client_cidr", "clientCIDR"),
+        (models.APIGroup, "server_address_by_client_cidrs", "serverAddressByClientCIDRs"),
+        (models.ISCSIVolumeSource, "target_portal", "targetPortal"),
+        (models.FCVolumeSource, "target_wwns", "targetWWNs"),
+        (models.PodSecurityContext, "se_linux_options", "seLinuxOptions"),
+        (models.ScaleIOVolumeSource, "protection_domain", "protectionDomain"),
+        (models.Volume, "scale_io", "scaleIO"),
+        (WatchEvent, "object", "object"),
+        (WatchEvent, "type", "type"),
+    ],
+)
+def test_attribute_names(cls: type[KubeModel], attr: str, wire: str) -> None:
+    by_name = {f.name: f for f in msgspec.structs.fields(cls)}
+    assert attr in by_name, sorted(by_name)
+    assert by_name[attr].encode_name == wire
+
+
+@pytest.mark.parametrize(
+    ("wire", "attr"),
+    [
+        ("apiVersion", "api_version"),
+        ("podIPs", "pod_ips"),
+        ("hostIP", "host_ip"),
+        ("externalIPs", "external_ips"),
+        ("clusterIPs", "cluster_ips"),
+        ("nonResourceURLs", "non_resource_urls"),
+        ("fieldsV1", "fields_v1"),
+        ("x-kubernetes-preserve-unknown-fields", "x_kubernetes_preserve_unknown_fields"),
+        ("continue", "continue_"),
+        ("from", "from_"),
+        ("not", "not_"),
+        ("$ref", "ref"),
+        ("$schema", "schema"),
+        ("HTTPGet", "http_get"),
+        ("hostIPC", "host_ipc"),
+        ("podCIDRs", "pod_cidrs"),
+        ("datasetUUID", "dataset_uuid"),
+        ("setHostnameAsFQDN", "set_hostname_as_fqdn"),
+        ("ttlSecondsAfterFinished", "ttl_seconds_after_finished"),
+        ("name", "name"),
+    ],
+)
+def test_snake_case(wire: str, attr: str) -> None:
+    assert gen_models.snake_case(wire) == attr
+
+
+def test_keyword_field() -> None:
+    meta = ListMeta(continue_="tok", remaining_item_count=3)
+    assert msgspec.json.encode(meta) == b'{"continue":"tok","remainingItemCount":3}'
+    decoded = msgspec.json.decode(b'{"continue":"abc","resourceVersion":"7"}', type=ListMeta)
+    assert decoded.continue_ == "abc"
+    assert decoded.resource_version == "7"
+
+
+# --------------------------------------------------------------------------------------------
+# round trips
+
+
+@pytest.mark.parametrize(("cls", "document"), ROUND_TRIP_CASES)
+def test_round_trip(cls: type[KubeModel], document: dict[str, Any]) -> None:
+    _walk_no_nulls(document)
+    data = json.dumps(document).encode()
+    obj = msgspec.json.decode(data, type=cls)
+    assert isinstance(obj, cls)
+    assert json.loads(msgspec.json.encode(obj)) == json.loads(data)
+    # and once more through a reused decoder, from the re-encoded bytes
+    again = msgspec.json.Decoder(cls).decode(msgspec.json.encode(obj))
+    assert again == obj
+
+
+def test_decoded_pod_values() -> None:
+    pod = msgspec.json.decode(json.dumps(POD).encode(), type=Pod)
+    assert pod.metadata is not None and pod.spec is not None and pod.status is not None
+    assert pod.api_version == "v1"
+    assert pod.metadata.labels == {
+        "app": "web",
+        "pod-template-hash": "7d9f8b6c5d",
+        "tier": "frontend",
+    }
+    assert pod.metadata.owner_references is not None
+    assert pod.metadata.owner_references[0].block_owner_deletion is True
+    assert pod.metadata.creation_timestamp == "2024-05-01T10:00:00Z"
+    app, sidecar = pod.spec.containers or []
+    assert isinstance(app, Container)
+    assert app.ports is not None and app.ports[0].container_port == 8080
+    assert app.resources is not None and app.resources.requests == {
+        "cpu": "100m",
+        "memory": "128Mi",
+    }
+    assert sidecar.name == "sidecar"
+    assert isinstance(app.liveness_probe, Probe)
+    assert isinstance(app.liveness_probe.http_get, HTTPGetAction)
+    assert app.liveness_probe.http_get.port == 8080  # IntOrString as int
+    assert app.readiness_probe is not None and app.readiness_probe.http_get is not None
+    assert app.readiness_probe.http_get.port == "http"  # IntOrString as str
+    assert pod.status.pod_ips == [PodIP(ip="10.244.1.17"), PodIP(ip="fd00:10:244:1::11")]
+    assert pod.status.start_time == "2024-05-01T10:00:00.123456Z"
+    assert parse_time(pod.status.start_time) == datetime(
+        2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone.utc
+    )
+    entries = pod.metadata.managed_fields or []
+    assert all(isinstance(e.fields_v1, msgspec.Raw) for e in entries)
+    assert msgspec.json.decode(entries[1].fields_v1) == MANAGED_FIELDS[1]["fieldsV1"]
+
+
+def test_service_ports_int_or_string() -> None:
+    svc = msgspec.json.decode(json.dumps(SERVICE).encode(), type=Service)
+    assert svc.spec is not None and svc.spec.ports is not None
+    assert [p.target_port for p in svc.spec.ports] == [8080, "metrics", 8443]
+    assert svc.spec.cluster_ips == ["10.96.12.34", "fd00:10:96::1234"]
+    port = ServicePort(port=80, target_port="http")
+    assert msgspec.json.encode(port) == b'{"port":80,"targetPort":"http"}'
+
+
+def test_quantities_keep_wire_value() -> None:
+    pvc = msgspec.json.decode(json.dumps(PVC).encode(), type=PersistentVolumeClaim)
+    assert pvc.status is not None and pvc.status.capacity == {"storage": "1Gi"}
+    data = b'{"limits":{"cpu":2,"memory":"1Gi","nvidia.com/gpu":0.5}}'
+    req = msgspec.json.decode(data, type=models.ResourceRequirements)
+    assert req.limits == {"cpu": 2, "memory": "1Gi", "nvidia.com/gpu": 0.5}
+    assert msgspec.json.encode(req) == data
+
+
+def test_status_details() -> None:
+    status = msgspec.json.decode(json.dumps(STATUS).encode(), type=Status)
+    assert status.code == 422 and status.reason == "Invalid"
+    assert status.details is not None and status.details.causes is not None
+    assert status.details.causes[0].field == "spec.containers[0].image"
+    assert status.details.retry_after_seconds == 1
+
+
+# --------------------------------------------------------------------------------------------
+# defaults, unknown fields, nulls
+
+
+def test_unset_fields_are_omitted() -> None:
+    assert msgspec.json.encode(Pod()) == b"{}"
+    assert msgspec.json.encode(ManagedFieldsEntry()) == b"{}"
+    assert msgspec.json.encode(Pod(metadata=ObjectMeta(name="a"))) == b'{"metadata":{"name":"a"}}'
+    assert repr(Pod(metadata=ObjectMeta(name="a"))) == "Pod(metadata=ObjectMeta(name='a'))"
+
+
+def test_no_kind_or_api_version_defaults() -> None:
+    pod = Pod()
+    assert pod.kind is None and pod.api_version is None
+    job = Job()
+    assert job.kind is None and job.api_version is None
+
+
+def test_unknown_fields_are_ignored() -> None:
+    data = b'{"kind":"Pod","futureField":{"a":[1,2]},"metadata":{"name":"a","newThing":1}}'
+    pod = msgspec.json.decode(data, type=Pod)
+    assert pod == Pod(kind="Pod", metadata=ObjectMeta(name="a"))
+
+
+def test_bookmark_decodes() -> None:
+    data = (
+        b'{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"123"},'
+        b'"spec":{"containers":null},"status":{}}'
+    )
+    pod = msgspec.json.decode(data, type=Pod)
+    assert pod.metadata is not None and pod.metadata.resource_version == "123"
+    assert pod.spec is not None and pod.spec.containers is None
+    event = msgspec.json.decode(b'{"type":"BOOKMARK","object":' + data + b"}", type=WatchEvent)
+    assert event.type == "BOOKMARK"
+    assert event.object is not None and event.object["metadata"] == {"resourceVersion": "123"}
+
+
+def test_fields_v1_null_and_missing() -> None:
+    entry = msgspec.json.decode(b'{"manager":"m","fieldsV1":null}', type=ManagedFieldsEntry)
+    assert bytes(entry.fields_v1) == b"null"
+    assert msgspec.json.encode(entry) == b'{"fieldsV1":null,"manager":"m"}'
+    entry = msgspec.json.decode(b'{"manager":"m"}', type=ManagedFieldsEntry)
+    assert entry.fields_v1 == msgspec.Raw()
+    built = ManagedFieldsEntry(fields_v1=msgspec.Raw(b'{"f:a":{}}'))
+    assert msgspec.json.encode(built) == b'{"fieldsV1":{"f:a":{}}}'
+
+
+# --------------------------------------------------------------------------------------------
+# time helpers
+
+
+def test_parse_time() -> None:
+    assert parse_time("2024-05-01T10:00:00Z") == datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+    assert parse_time("2024-05-01T10:00:00.123456Z") == datetime(
+        2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone.utc
+    )
+    assert parse_time("2024-05-01T10:00:00.5Z") == datetime(
+        2024, 5, 1, 10, 0, 0, 500000, tzinfo=timezone.utc
+    )
+    assert parse_time("2024-05-01T10:00:00.123456789Z") == datetime(
+        2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone.utc
+    )
+    offset = parse_time("2024-05-01T12:00:00+02:00")
+    assert offset is not None
+    assert offset.utcoffset() == timedelta(hours=2)
+    assert offset == datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc)
+    assert parse_time(None) is None
+    for bad in ("", "2024-05-01", "2024-05-01T10:00:00", "yesterday", "2024-05-01T10:00:00Zjunk"):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+def test_format_time() -> None:
+    dt = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert format_time(dt) == "2024-05-01T10:00:00Z"
+    assert format_time(dt, micro=True) == "2024-05-01T10:00:00.123456Z"
+    assert parse_time(format_time(dt, micro=True)) == dt
+
+
+def test_doctests() -> None:
+    for module in (models, _base):
+        result = doctest.testmod(module, raise_on_error=False)
+        assert result.failed == 0, module.__name__
+        assert result.attempted > 0, module.__name__
+
+
+# --------------------------------------------------------------------------------------------
+# the generator
+
+
+def test_generation_is_deterministic(tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    assert gen_models.main(["--out", str(out)]) == 0
+    generated = sorted(p.name for p in out.iterdir())
+    committed = sorted(
+        p.name
+        for p in MODELS_DIR.iterdir()
+        if p.name.startswith("_generated_") and p.suffix == ".py"
+    )
+    assert generated == sorted([*committed, "__init__.py"])
+    for name in generated:
+        assert (out / name).read_bytes() == (MODELS_DIR / name).read_bytes(), name
+    # a second run gives the same bytes and --check agrees
+    assert gen_models.generate(gen_models.DEFAULT_DEFINITIONS) == gen_models.generate(
+        gen_models.DEFAULT_DEFINITIONS
+    )
+    assert gen_models.main(["--out", str(out), "--check"]) == 0
+    (out / "_generated_core_v1.py").write_text("# stale\n")
+    assert gen_models.main(["--out", str(out), "--check"]) == 1
+
+
+def test_generated_files_have_header() -> None:
+    for path in [*sorted(MODELS_DIR.glob("_generated_*.py")), MODELS_DIR / "__init__.py"]:
+        head = path.read_text(encoding="utf-8").splitlines()[:2]
+        assert head[0].startswith("# Generated by tools/gen_models.py from tools/openapi/"), path
+        assert "Do not edit by hand" in head[1], path
+
+
+def test_module_layout() -> None:
+    assert models.ObjectMeta.__module__ == "kubeasync.models._generated_meta_v1"
+    assert models.Pod.__module__ == "kubeasync.models._generated_core_v1"
+    assert models.Job.__module__ == "kubeasync.models._generated_batch_v1"
+    assert models.Info.__module__ == "kubeasync.models._generated_version"
+    meta_source = (MODELS_DIR / "_generated_meta_v1.py").read_text(encoding="utf-8")
+    assert "from ._generated" not in meta_source
+    core_source = (MODELS_DIR / "_generated_core_v1.py").read_text(encoding="utf-8")
+    assert "from ._generated_batch" not in core_source
+
+
+def test_name_clash_is_disambiguated() -> None:
+    names = gen_models.assign_class_names(
+        [
+            "io.k8s.api.batch.v1.Status",
+            "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+            "io.k8s.api.core.v1.Pod",
+            "io.k8s.api.apps.v1.Time",
+        ]
+    )
+    assert names == {
+        "io.k8s.apimachinery.pkg.apis.meta.v1.Status": "Status",
+        "io.k8s.api.batch.v1.Status": "BatchV1Status",
+        "io.k8s.api.core.v1.Pod": "Pod",
+        "io.k8s.api.apps.v1.Time": "AppsV1Time",  # "Time" is the _base alias
+    }
+
+
+def test_generator_fails_loudly() -> None:
+    defs = json.loads(gen_models.DEFAULT_DEFINITIONS.read_text(encoding="utf-8"))["$defs"]
+    changed = copy.deepcopy(defs)
+    changed["io.k8s.apimachinery.pkg.apis.meta.v1.Time"] = {"type": "integer"}
+    with pytest.raises(gen_models.GeneratorError, match="changed shape"):
+        gen_models.build_modules(changed)
+    changed = copy.deepcopy(defs)
+    props = changed["io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"]["properties"]
+    props["continue_"] = {"type": "string"}
+    with pytest.raises(gen_models.GeneratorError, match="both map to"):
+        gen_models.build_modules(changed)
