@@ -10,7 +10,17 @@
 
 from ._version import __version__
 from .api import Client, LogsApi, ResourceApi
-from .auth import Auth, BearerToken, NoAuth
+from .auth import (
+    Auth,
+    BasicAuth,
+    BearerToken,
+    ClientCertificate,
+    Credential,
+    ExecPlugin,
+    NoAuth,
+    RefreshingAuth,
+    TokenFile,
+)
 from .config import ClusterConfig
 from .errors import (
     AlreadyExists,
@@ -59,12 +69,16 @@ __all__ = [
     "ApiError",
     "Auth",
     "BadRequest",
+    "BasicAuth",
     "BearerToken",
     "Client",
+    "ClientCertificate",
     "ClusterConfig",
     "ConfigError",
     "Conflict",
+    "Credential",
     "DecodeError",
+    "ExecPlugin",
     "Forbidden",
     "Gone",
     "Invalid",
@@ -75,6 +89,7 @@ __all__ = [
     "NotFound",
     "PatchType",
     "PropagationPolicy",
+    "RefreshingAuth",
     "Request",
     "RequestTimeout",
     "ResourceApi",
@@ -82,6 +97,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "StreamError",
+    "TokenFile",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",

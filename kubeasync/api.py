@@ -687,6 +687,8 @@ class Client:
     ) -> None:
         if config is None:
             config = autodetect(context=context)
+        elif context is not None:
+            raise ValueError("give config or context, not both (context picks a kubeconfig entry)")
         elif not isinstance(config, ClusterConfig):
             raise ValueError(f"config must be a ClusterConfig, not {type(config).__name__}")
         self.config = config

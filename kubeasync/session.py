@@ -25,6 +25,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._version import __version__
+from .auth import ClientCertificate
 from .config import ClusterConfig
 from .errors import (
     ApiError,
@@ -165,6 +166,10 @@ class Session:
         )
         self.max_connections = max_connections
         self._ssl: ssl.SSLContext | None = config.ssl_context()
+        # The TLS context for a client certificate the auth provider hands out (an exec
+        # plugin's), rebuilt only when the provider's certificate changes.
+        self._provider_certificate: ClientCertificate | None = None
+        self._provider_ssl: ssl.SSLContext | None = None
         self._http: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -324,6 +329,7 @@ class Session:
             await self.rate_limiter.acquire()
         headers = dict(request.headers)
         headers.update(await self.config.auth.headers())
+        tls = await self._tls_for_request()
         where = f"{request.method} {self.config.server}{request.path}"
         url = URL(self.config.server + request.path, encoded=True)
         try:
@@ -336,6 +342,7 @@ class Session:
                 timeout=timeout,
                 proxy=self.config.proxy_url,
                 server_hostname=self.config.tls_server_name,
+                ssl=tls,
                 allow_redirects=False,
             )
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -350,6 +357,20 @@ class Session:
             raise _MaybeSent(RequestTimeout(f"{where}: no answer in time")) from None
         except aiohttp.ClientError as exc:
             raise _MaybeSent(TransportError(f"{where}: connection failed: {exc!r}")) from None
+
+
+    async def _tls_for_request(self) -> ssl.SSLContext | bool:
+        """The provider's client-certificate context, or True for the connector's own.
+
+        aiohttp pools connections per SSL context, so a new certificate gets new connections.
+        """
+        certificate = await self.config.auth.client_certificate()
+        if certificate is None or self._ssl is None:
+            return True
+        if certificate is not self._provider_certificate or self._provider_ssl is None:
+            self._provider_ssl = self.config.ssl_context(certificate)
+            self._provider_certificate = certificate
+        return self._provider_ssl if self._provider_ssl is not None else True
 
 
 class _SendFailure(Exception):
