@@ -506,9 +506,10 @@ class ExecPlugin(RefreshingAuth):
         if expires <= now:
             log.warning("%s returned a credential that has already expired", self._describe())
             return expires
-        # The margin covers the request's time in flight; a credential that lives shorter
-        # than the margin is still used until it actually expires, rather than never.
-        return max(expires - self.expiry_margin, min(expires, now + 1.0))
+        # The margin covers the request's time in flight. For a credential that lives less
+        # than twice the margin, it shrinks to half the remaining life: renewing on every
+        # request would run the plugin for each one.
+        return expires - min(self.expiry_margin, (expires - now) / 2)
 
 
 def _kill_group(pid: int) -> None:
