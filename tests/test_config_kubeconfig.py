@@ -13,6 +13,7 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, RetryPolicy
+from tests.helpers.connect_proxy import connect_proxy
 from tests.helpers.fake_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
@@ -213,8 +214,7 @@ async def test_token_file_rotation_missed_by_stat_recovers_through_the_401_refre
             await kube.version()
             # Same inode, size and modification time: only the server can tell us.
             before = token_path.stat()
-            with open(token_path, "r+") as f:
-                f.write("token-bbbb")
+            token_path.write_text("token-bbbb")  # rewritten in place: same inode
             os.utime(token_path, ns=(before.st_atime_ns, before.st_mtime_ns))
             server.accept_only(bearer("token-bbbb"))
             await kube.version()
@@ -266,7 +266,7 @@ async def test_tls_server_name_is_used_for_verification(ca: trustme.CA, tmp_path
         async with kubeasync.Client(
             ClusterConfig.from_kubeconfig(without), retry=NO_RETRY
         ) as kube:
-            with pytest.raises(kubeasync.TransportError, match="127.0.0.1"):
+            with pytest.raises(kubeasync.TransportError, match=r"127\.0\.0\.1"):
                 await kube.version()
 
 
@@ -362,11 +362,19 @@ async def test_client_picks_a_context_by_name(tmp_path: Path, monkeypatch: pytes
         assert kube.namespace == "default"
 
 
-def test_proxy_url_is_taken_from_the_cluster(tmp_path: Path) -> None:
-    path = write_kubeconfig(
-        tmp_path / "config",
-        one_context_kubeconfig(
-            "https://k.example", cluster={"proxy-url": "http://proxy.example:3128"}
-        ),
-    )
-    assert ClusterConfig.from_kubeconfig(path).proxy_url == "http://proxy.example:3128"
+async def test_proxy_url_tunnels_through_the_proxy(ca: trustme.CA, tmp_path: Path) -> None:
+    async with serve(ca) as server, connect_proxy() as proxy:
+        server.accept_only(bearer("t"))
+        path = write_kubeconfig(
+            tmp_path / "config",
+            one_context_kubeconfig(
+                server.url,
+                cluster={"certificate-authority-data": b64(ca.cert_pem.bytes()),
+                         "proxy-url": proxy.url},
+                user={"token": "t"},
+            ),
+        )
+        async with kubeasync.Client(ClusterConfig.from_kubeconfig(path)) as kube:
+            await kube.version()
+    assert proxy.tunnels == [server.url.removeprefix("https://")]
+    assert server.seen_authorizations == [bearer("t")]
