@@ -180,6 +180,16 @@ class RefreshingAuth(Auth):
         self._current: Credential | None = None
         self._generation = 0
         self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    def _fetch_lock(self) -> asyncio.Lock:
+        # An asyncio.Lock belongs to the loop it first waited in; a configuration reused by
+        # a second asyncio.run() (scripts, test suites) gets a fresh one.
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            self._lock = asyncio.Lock()
+            self._lock_loop = loop
+        return self._lock
 
     async def fetch(self) -> Credential:
         """Obtain a new credential (raise :class:`~kubeasync.ConfigError` on failure)."""
@@ -193,7 +203,7 @@ class RefreshingAuth(Auth):
         """The current credential, fetched first if there is none or it is stale."""
         current = self._current
         if current is None or self.is_stale(current):
-            async with self._lock:
+            async with self._fetch_lock():
                 current = self._current
                 if current is None or self.is_stale(current):
                     current = await self._replace()
@@ -210,7 +220,7 @@ class RefreshingAuth(Auth):
         sent = _CREDENTIAL_SENT.get()
         rejected = sent[1] if sent is not None and sent[0] is self else None
         generation = self._generation
-        async with self._lock:
+        async with self._fetch_lock():
             if rejected is not None:
                 if rejected is not self._current:
                     return True  # another request already replaced it

@@ -101,3 +101,14 @@ async def test_refresh_called_directly_by_waiting_callers_runs_once() -> None:
     results = await asyncio.gather(*(auth.refresh() for _ in range(5)))
     assert results == [True] * 5
     assert auth.fetches == 2
+
+
+def test_a_provider_survives_being_used_from_two_event_loops() -> None:
+    auth = VaultToken(lifetime=0)
+
+    async def contend() -> None:
+        await asyncio.gather(*(auth.headers() for _ in range(3)))
+
+    asyncio.run(contend())
+    asyncio.run(contend())
+    assert auth.fetches >= 2
