@@ -419,7 +419,9 @@ class ExecPlugin(RefreshingAuth):
         if self._cluster is not None:
             spec["cluster"] = self._cluster
         exec_info = {"apiVersion": self.api_version, "kind": "ExecCredential", "spec": spec}
-        env = {**os.environ, **self._env, "KUBERNETES_EXEC_INFO": json.dumps(exec_info)}
+        # default=str: YAML turns unquoted dates in a cluster's exec extension into dates.
+        info = json.dumps(exec_info, default=str)
+        env = {**os.environ, **self._env, "KUBERNETES_EXEC_INFO": info}
         stdout, stderr, returncode = await self._run(env)
         if returncode != 0:
             shown = stderr.decode("utf-8", "replace").strip()[-_STDERR_SHOWN:]
