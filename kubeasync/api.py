@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -44,9 +44,7 @@ from .request import (
 )
 from .resources import BUILTIN_RESOURCES, ResourceDescriptor, validate_namespace
 from .session import RetryPolicy, Session, decode, decoder_for
-
-if TYPE_CHECKING:
-    from .watch import Watcher, WatchStream
+from .watch import DEFAULT_MAX_LINE_BYTES, Backoff, LogStream, Watcher, WatchStream, stream_lines
 
 __all__ = ["Client", "LogsApi", "ResourceApi"]
 
@@ -496,13 +494,38 @@ class ResourceApi(Generic[T, L]):
         resource_version: str | None = None,
         send_initial_events: bool | None = None,
         bookmarks: bool = False,
-        timeout_seconds: int | None = None,
+        timeout_seconds: int = 300,
+        idle_timeout: float | None = None,
+        page_size: int = 500,
+        backoff: Backoff | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> Watcher[T]:
-        """A resilient watch: ``async for event in api.watch(...)`` (see :mod:`kubeasync.watch`)."""
-        from .watch import Watcher
+        """A resilient watch: the current objects (as ADDED), then every change.
 
+        ``async for event in api.watch(...)`` survives disconnects, stalls and expired
+        resource versions without missing or repeating a change; see ``docs/watching.md``
+        and :mod:`kubeasync.watch` for its state machine.
+
+        Args:
+            resource_version: resume from this checkpoint (a saved
+                ``watcher.resource_version``) instead of listing the current state first.
+            send_initial_events: ``None`` (auto): get the initial state from a
+                ``sendInitialEvents`` watch where the server supports it, else by a
+                paginated list (a 400/422 answer is remembered for the session);
+                ``True``: always stream it; ``False``: always list.
+            bookmarks: also yield BOOKMARK events (they always advance the checkpoint).
+            timeout_seconds: each watch request asks the server to end it after a random
+                time in ``[timeout_seconds, 2 * timeout_seconds)``; the watcher then
+                continues where it was.
+            idle_timeout: seconds without a byte after which the connection is dropped as
+                stalled and the watch resumed (default: the request's timeout + 30 s).
+            page_size: objects per page of the initial list.
+            backoff: the :class:`~kubeasync.watch.Backoff` after failures (0.8 s -> 30 s).
+            max_line_bytes: the largest event accepted (default 32 MiB).
+        """
         return Watcher(
-            self,
+            self._session,
+            self.descriptor,
             namespace=self._collection_namespace(namespace, all_namespaces),
             label_selector=label_selector,
             field_selector=field_selector,
@@ -510,6 +533,10 @@ class ResourceApi(Generic[T, L]):
             send_initial_events=send_initial_events,
             bookmarks=bookmarks,
             timeout_seconds=timeout_seconds,
+            idle_timeout=idle_timeout,
+            page_size=page_size,
+            backoff=backoff,
+            max_line_bytes=max_line_bytes,
         )
 
     def watch_stream(
@@ -523,10 +550,14 @@ class ResourceApi(Generic[T, L]):
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
         send_initial_events: bool = False,
+        idle_timeout: float | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> WatchStream[T]:
-        """One raw watch request: events until the server closes the stream, nothing hidden."""
-        from .watch import WatchStream
+        """One raw watch request: events until the server closes the stream, nothing hidden.
 
+        No list, no retries, no relist: ``ERROR`` events (such as 410 Expired) are yielded
+        as :class:`~kubeasync.watch.ErrorEvent`, and failures raise.
+        """
         request = self._requests.watch(
             self._collection_namespace(namespace, all_namespaces),
             label_selector=label_selector,
@@ -537,7 +568,13 @@ class ResourceApi(Generic[T, L]):
             send_initial_events=send_initial_events,
             resource_version_match="NotOlderThan" if send_initial_events else None,
         )
-        return WatchStream(self._session, request, self.descriptor)
+        return WatchStream(
+            self._session,
+            request,
+            self.descriptor.model,
+            idle_timeout=idle_timeout,
+            max_line_bytes=max_line_bytes,
+        )
 
 
 class LogsApi(ResourceApi[T, L]):
@@ -589,10 +626,16 @@ class LogsApi(ResourceApi[T, L]):
         timestamps: bool = False,
         previous: bool = False,
         limit_bytes: int | None = None,
-    ) -> AsyncIterator[str]:
-        """Log lines as they arrive (``follow=True`` keeps the stream open), without newlines."""
-        from .watch import stream_lines
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> LogStream:
+        """Log lines (``str``, without the newline) as they arrive.
 
+        ``follow=True`` keeps the stream open until the container stops. Invalid UTF-8 is
+        replaced, not raised; a last line without a newline is yielded too. A pod with
+        several containers needs ``container=`` (the server answers 400
+        :class:`~kubeasync.BadRequest` otherwise). Use ``async with`` or ``aclose()`` to
+        stop early.
+        """
         request = self._requests.logs(
             name,
             self._namespace(namespace),
@@ -605,7 +648,7 @@ class LogsApi(ResourceApi[T, L]):
             previous=previous,
             limit_bytes=limit_bytes,
         )
-        return stream_lines(self._session, request)
+        return stream_lines(self._session, request, max_line_bytes=max_line_bytes)
 
 
 def _items(page: Any) -> list[Any]:

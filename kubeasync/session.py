@@ -248,19 +248,20 @@ class Session:
         response = await self.send(request, timeout=timeout)
         return decode(decoder, response.body, request)
 
-    @contextlib.asynccontextmanager
-    async def stream(
+    async def open_stream(
         self,
         request: Request,
         *,
         read_timeout: float | None = None,
         retry: bool = True,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Open a streaming answer (a watch, followed logs) and yield the response.
+    ) -> aiohttp.ClientResponse:
+        """Open a streaming answer (a watch, followed logs) and return the 2xx response.
 
-        Non-2xx answers raise before the block runs. ``read_timeout`` bounds the silence
-        between two reads (``None``: wait forever). Leaving the block early (break,
-        cancellation, an error) closes the connection at once instead of draining it.
+        Non-2xx answers raise. ``read_timeout`` bounds the silence between two reads
+        (``None``: wait forever). The caller owns the response: it must ``close()`` it
+        (closing drops the connection at once) or read it to the end and ``release()`` it.
+        Watch iterators need this plain form because they hold the response across
+        ``__anext__`` calls and must close it synchronously when they are dropped.
         """
         client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.timeout, sock_read=read_timeout
@@ -272,7 +273,19 @@ class Session:
                 raise await _error_from(resp, request)
             return resp
 
-        resp = await self._with_retries(request, self.retry if retry else NO_RETRY, once)
+        return await self._with_retries(request, self.retry if retry else NO_RETRY, once)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        request: Request,
+        *,
+        read_timeout: float | None = None,
+        retry: bool = True,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`open_stream` as a block: leaving it early (break, cancellation, an error)
+        closes the connection at once instead of draining it."""
+        resp = await self.open_stream(request, read_timeout=read_timeout, retry=retry)
         try:
             yield resp
         finally:
