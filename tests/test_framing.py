@@ -212,7 +212,7 @@ def test_line_framer_gives_the_same_lines_for_every_split() -> None:
     for i in range(len(body) + 1):
         for j in range(i, len(body) + 1):
             lines, tail = frame([body[:i], body[i:j], body[j:]])
-            assert lines + [tail] == expected, (i, j)
+            assert [*lines, tail] == expected, (i, j)
 
 
 def test_line_framer_counts_the_limit_across_chunks() -> None:
