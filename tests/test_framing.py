@@ -23,7 +23,7 @@ from kubeasync.watch import (
     WatchEvent,
     event_decoder,
 )
-from tests.watch_server import serving
+from tests.helpers.watch_server import serving
 
 MIB = 1024 * 1024
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import kubeasync
-from tests.watch_server import LogScript, serving
+from tests.helpers.watch_server import LogScript, serving
 
 MULTI_CONTAINER_ERROR = (
     b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'

@@ -17,7 +17,7 @@ import pytest
 import kubeasync
 from kubeasync import Backoff, BookmarkEvent, Watcher, WatchEvent
 from kubeasync.resources import custom_resource
-from tests.watch_server import Fault, WatchServer, serving
+from tests.helpers.watch_server import Fault, WatchServer, serving
 
 FAST = Backoff(initial=0.001, maximum=0.004)
 
