@@ -763,9 +763,6 @@ class Watcher(Generic[T]):
                 if self._state is _CLOSED:
                     raise StopAsyncIteration
                 await self._step()
-        except (StopAsyncIteration, GeneratorExit):
-            self._close_now()
-            raise
         except BaseException:
             self._close_now()
             raise
@@ -981,8 +978,9 @@ class Watcher(Generic[T]):
             seen.pop(key, None)
         else:
             previous = seen.get(key)
-            if previous is not None and previous[1] == rv and previous[0] == uid:
-                return None  # exactly what was yielded last for this object
+            if rv is not None and previous is not None and previous[1] == rv \
+                    and previous[0] == uid:
+                return None  # exactly what was yielded last for this object: a repeat
             seen[key] = (uid, rv, obj)
         if rv:
             self.resource_version = rv

@@ -225,6 +225,29 @@ async def test_survives_a_clean_end_of_stream_by_watching_again_from_the_last_ve
     assert len(server.list_requests()) == 1
 
 
+async def test_survives_a_server_repeating_an_event_without_yielding_it_twice() -> None:
+    def line(kind: str, version: str) -> bytes:
+        return (
+            b'{"type":"' + kind.encode() + b'","object":{"metadata":{"name":"web-0",'
+            b'"namespace":"ns","uid":"u1","resourceVersion":"' + version.encode() + b'"}}}\n'
+        )
+
+    async with serving() as (server, kube):
+        server.raw_watch_lines.append(
+            [line("ADDED", "101"), line("ADDED", "101"), line("MODIFIED", "102"),
+             line("MODIFIED", "102")]
+        )
+        view = View()
+        async with watch(kube, resource_version="100") as watcher:
+            assert await view.take(watcher, 2) == [
+                ("ADDED", "web-0", "101"), ("MODIFIED", "web-0", "102")
+            ]
+            server.rv = 102
+            server.create("web-1")
+            assert await view.take(watcher, 1) == [("ADDED", "web-1", "103")]
+    assert [q["resourceVersion"] for q in server.watch_requests()] == ["100", "102"]
+
+
 async def relist_while_away(server: WatchServer) -> None:
     """Changes made while a watcher is disconnected, then the history is compacted."""
     server.modify("web-0", tier="changed")
