@@ -404,7 +404,7 @@ def test_backoff_grows_with_jitter_up_to_its_maximum_and_honours_retry_after() -
 
 
 async def test_backoff_count_starts_again_after_a_healthy_period() -> None:
-    backoff = RecordingBackoff(reset_after=0.05)
+    backoff = RecordingBackoff(reset_after=0.5)
     async with serving() as (server, kube):
         server.create("web-0")
         server.watch_faults.extend([Fault.status(503, ""), Fault.status(503, "")])
@@ -413,7 +413,7 @@ async def test_backoff_count_starts_again_after_a_healthy_period() -> None:
             await view.take(watcher, 1)
             server.create("web-1")
             await view.until(watcher, "web-1")
-            await asyncio.sleep(0.06)  # longer than reset_after without a failure
+            await asyncio.sleep(0.55)  # longer than reset_after without a failure
             server.watch_faults.append(Fault.status(503, ""))
             server.cut_watches()
             server.create("web-2")
