@@ -339,8 +339,9 @@ async def test_survives_a_stalled_stream_through_the_idle_timeout() -> None:
             await view.take(watcher, 1)
             server.create("web-1")  # sent by no one until the stalled watch is replaced
             await view.until(watcher, "web-1")
-            await until_no_watch_streams_but(server, 1)
-    assert [q["resourceVersion"] for q in server.watch_requests()] == ["101", "101"]
+            await until_no_watch_streams_but(server, 1)  # the stalled one saw us leave
+    # (A later reconnection, if the quiet second watch also idles out, is legitimate.)
+    assert [q["resourceVersion"] for q in server.watch_requests()][:2] == ["101", "101"]
     assert view.objects == server.state()
 
 
