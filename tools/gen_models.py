@@ -95,7 +95,7 @@ RAW_TYPE = "msgspec.Raw"
 
 # Names every generated module may use at module level; no class may take them.
 BASE_EXPORTS = ("IntOrString", "KubeModel", "MicroTime", "Quantity", "RawExtension", "Time")
-BASE_HELPERS = ("format_time", "parse_time")
+BASE_HELPERS = ("format_time", "parse_time", "to_dict")
 RESERVED_NAMES = frozenset({*BASE_EXPORTS, *BASE_HELPERS, "Any", "TypeAlias", "msgspec"})
 
 # Module name prefixes stripped from a definition's group path.
@@ -647,6 +647,7 @@ Conventions:
   cheaper than decoding the trie). Read it with ``msgspec.json.decode(entry.fields_v1)``;
   a wire ``null`` gives ``Raw(b"null")``. A decoded ``Raw`` is a view into the buffer it was
   decoded from (it keeps that buffer alive); ``entry.fields_v1.copy()`` detaches it.
+  ``msgspec.to_builtins`` cannot handle a ``Raw``: use :func:`to_dict` for plain data.
 - Embedded objects (``WatchEvent.object``, ``RawExtension``) and other free-form objects are
   plain ``dict[str, Any]``.
 

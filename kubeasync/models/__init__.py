@@ -28,6 +28,7 @@ Conventions:
   cheaper than decoding the trie). Read it with ``msgspec.json.decode(entry.fields_v1)``;
   a wire ``null`` gives ``Raw(b"null")``. A decoded ``Raw`` is a view into the buffer it was
   decoded from (it keeps that buffer alive); ``entry.fields_v1.copy()`` detaches it.
+  ``msgspec.to_builtins`` cannot handle a ``Raw``: use :func:`to_dict` for plain data.
 - Embedded objects (``WatchEvent.object``, ``RawExtension``) and other free-form objects are
   plain ``dict[str, Any]``.
 
@@ -55,6 +56,7 @@ from ._base import (
     Time,
     format_time,
     parse_time,
+    to_dict,
 )
 from ._generated_batch_v1 import (
     Job,
@@ -478,4 +480,5 @@ __all__ = [
     "WorkloadPodGroupSingleDisruptionMode",
     "format_time",
     "parse_time",
+    "to_dict",
 ]

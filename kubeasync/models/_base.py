@@ -21,6 +21,7 @@ __all__ = [
     "Time",
     "format_time",
     "parse_time",
+    "to_dict",
 ]
 
 
@@ -128,3 +129,15 @@ def format_time(value: datetime, *, micro: bool = False) -> str:
     if micro:
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_dict(obj: msgspec.Struct) -> dict[str, Any]:
+    """A model instance as plain JSON data (wire names, unset fields left out).
+
+    Use this rather than ``msgspec.to_builtins``, which cannot handle the ``msgspec.Raw``
+    of ``managedFields[].fieldsV1``.
+    """
+    data = msgspec.json.decode(msgspec.json.encode(obj))
+    if not isinstance(data, dict):
+        raise TypeError(f"{type(obj).__name__} does not encode as a JSON object")
+    return data
