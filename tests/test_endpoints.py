@@ -253,7 +253,8 @@ async def test_delete_with_options(kube: kubeasync.Client, attribute: str) -> No
         propagation_policy="Background",
         preconditions={"uid": created.metadata.uid},
     )
-    if api.descriptor.kind == "Job":
+    # what kube-apiserver 1.20 answers: Jobs and Services a Status, Pods and PVCs the object
+    if api.descriptor.kind in ("Job", "Service"):
         assert isinstance(answer, Status) and answer.status == "Success"
     else:
         assert isinstance(answer, api.descriptor.model)
