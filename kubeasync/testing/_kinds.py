@@ -165,8 +165,9 @@ def _validate_pvc(obj: Obj) -> list[Cause]:
 # ------------------------------------------------------------------ defaulting
 
 
-def _default_pod_spec(spec: Obj, restart_policy: str) -> None:
-    spec.setdefault("restartPolicy", restart_policy)
+def _default_pod_spec(spec: Obj, restart_policy: str | None) -> None:
+    if restart_policy is not None:
+        spec.setdefault("restartPolicy", restart_policy)
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
@@ -201,7 +202,8 @@ def _prepare_job(obj: Obj, old: Obj | None, ctx: Context) -> None:
     metadata = _dict(obj, "metadata")
     if not metadata.get("labels"):
         metadata["labels"] = dict(template_meta["labels"])
-    _default_pod_spec(_dict(template, "spec"), "Never")
+    # No restartPolicy default here: a Job must choose OnFailure or Never itself.
+    _default_pod_spec(_dict(template, "spec"), None)
 
 
 def _prepare_service(obj: Obj, old: Obj | None, ctx: Context) -> None:

@@ -129,8 +129,12 @@ class Store:
         return event
 
     def compact(self) -> None:
-        """Forget all history: every resourceVersion before now answers 410."""
+        """Forget all history: every resourceVersion handed out so far answers 410.
+
+        The counter moves on by one, so a client that relists after the 410 gets a
+        resourceVersion it can watch from (rather than the expired one again)."""
         self._history.clear()
+        self.rv += 1
         self.horizon = self.rv
 
     # ------------------------------------------------------------ listeners
