@@ -98,6 +98,7 @@ async def test_order_is_by_namespace_then_name(api):
     for ns, name in [("zeta", "a"), ("default", "m"), ("alpha", "z"), ("default", "b")]:
         await api("POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": name}})
     status, body = await api("GET", "/api/v1/configmaps")
+    assert status == 200
     keys = [(i["metadata"]["namespace"], i["metadata"]["name"]) for i in body["items"]]
     assert keys == [("alpha", "z"), ("default", "b"), ("default", "m"), ("zeta", "a")]
     assert all("kind" not in item for item in body["items"])  # as real lists

@@ -388,6 +388,23 @@ def delete_path(obj: Any, path: Path) -> None:
             return
 
 
+def _find(obj: Any, path: Path) -> Any:
+    node = obj
+    for segment in path:
+        kind, _, name = segment.partition(":")
+        if kind == "f" and isinstance(node, dict):
+            node = node.get(name)
+        elif kind == "k" and isinstance(node, list):
+            ident = json.loads(name)
+            node = next((i for i in node if isinstance(i, dict)
+                         and all(i.get(k) == v for k, v in ident.items())), None)
+        else:
+            return None
+        if node is None:
+            return None
+    return node
+
+
 def render_fields(paths: Iterable[Path]) -> dict[str, Any]:
     """The FieldsV1 trie (``{"f:spec": {"f:replicas": {}}}``) of a set of paths."""
     trie: dict[str, Any] = {}
@@ -426,8 +443,18 @@ def apply_config(live: Any, config: Mapping[str, Any], type_name: str | None,
                  remove: Iterable[Path]) -> Any:
     """Server-side apply's merge: drop ``remove``d fields, then merge ``config`` in."""
     result = clone(live) if live is not None else {}
+    remove = list(remove)
+    items: list[tuple[list[Any], dict[str, Any], list[str]]] = []
+    for path in {p[: i + 1] for p in remove for i, s in enumerate(p) if s.startswith("k:")}:
+        parent, element = _find(result, path[:-1]), _find(result, path)
+        if isinstance(parent, list) and isinstance(element, dict):
+            items.append((parent, element, list(json.loads(path[-1][2:]))))
     for path in remove:
         delete_path(result, path)
+    # A list item that lost its key fields was the manager's own item: it goes whole.
+    for parent, element, keys in items:
+        if not all(k in element for k in keys):
+            parent[:] = [e for e in parent if e is not element]
     merged = strategic_merge(result, _strip(dict(config)), type_name)
     assert isinstance(merged, dict)
     return merged

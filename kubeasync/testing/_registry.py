@@ -570,7 +570,7 @@ class Registry:
                     if mgr != manager and path in m.paths
                 ]
         if conflicts and not force:
-            raise _apply_conflict(d, name, conflicts)
+            raise _apply_conflict(d, conflicts)
         wanted = config_meta.get("resourceVersion")
         if wanted and wanted != meta(old).get("resourceVersion"):
             raise st.conflict(d, name)
@@ -784,22 +784,26 @@ def _same(a: Obj, b: Obj) -> bool:
     return strip(a) == strip(b)
 
 
-def _apply_conflict(d: Descriptor, name: str, conflicts: list[tuple[str, Path]]) -> st.StatusError:
-    n = len(conflicts)
-    rendered = [f'conflict with "{manager}": {format_path(path)}' for manager, path in conflicts]
-    message = (
-        f"Apply failed with {n} conflict{'s' if n != 1 else ''}: " + "; ".join(rendered)
-    )
-    details: dict[str, Any] = {"name": name}
-    if d.group:
-        details["group"] = d.group
-    details["kind"] = d.plural
-    details["causes"] = [
-        {"reason": "FieldManagerConflict", "message": f'conflict with "{manager}"',
+def _apply_conflict(d: Descriptor, conflicts: list[tuple[str, Path]]) -> st.StatusError:
+    # The shape of structured-merge-diff's conflict errors, as kube-apiserver sends them.
+    if len(conflicts) == 1:
+        manager, path = conflicts[0]
+        message = (f'Apply failed with 1 conflict: conflict with "{manager}" using'
+                   f" {d.api_version}: {format_path(path)}")
+    else:
+        by_manager: dict[str, list[str]] = {}
+        for manager, path in conflicts:
+            by_manager.setdefault(manager, []).append(format_path(path))
+        parts = [f'conflicts with "{manager}" using {d.api_version}:\n'
+                 + "\n".join(f"- {p}" for p in paths) for manager, paths in by_manager.items()]
+        message = f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(parts)
+    causes = [
+        {"reason": "FieldManagerConflict",
+         "message": f'conflict with "{manager}" using {d.api_version}',
          "field": format_path(path)}
         for manager, path in conflicts
     ]
-    return st.StatusError(409, "Conflict", message, details)
+    return st.StatusError(409, "Conflict", message, {"causes": causes})
 
 
 def _encode_continue(rv: int, start: str) -> str:
