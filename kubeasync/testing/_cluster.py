@@ -77,12 +77,11 @@ class LogBook:
         self._changed = asyncio.Event()
 
     def append(self, namespace: str, pod: str, container: str, line: str, *,
-               previous: bool = False) -> None:
+               previous: bool = False, at: datetime | None = None) -> None:
         book = self._previous if previous else self._lines
+        when = at if at is not None else datetime.now(timezone.utc)
         for part in line.split("\n"):
-            book.setdefault((namespace, pod, container), []).append(
-                (datetime.now(timezone.utc), part)
-            )
+            book.setdefault((namespace, pod, container), []).append((when, part))
         self.notify()
 
     def lines(self, namespace: str, pod: str, container: str, *,
@@ -306,7 +305,9 @@ class ControlPlane:
             self._empty_namespace(key[1])
 
     def _empty_namespace(self, namespace: str) -> None:
-        obj = self.store.get(rid(self.registry.namespaces), ("", namespace))  # type: ignore[arg-type]
+        namespaces = self.registry.namespaces
+        assert namespaces is not None
+        obj = self.store.get(rid(namespaces), ("", namespace))
         if obj is None or "kubernetes" not in ((obj.get("spec") or {}).get("finalizers") or []):
             return
         left = False
@@ -325,8 +326,10 @@ class ControlPlane:
             spec = o.setdefault("spec", {})
             spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != "kubernetes"]
 
-        self._mutate(rid(self.registry.namespaces), ("", namespace), finalize,  # type: ignore[arg-type]
-                     subresource="finalize", manager="kube-controller-manager")
+        namespaces = self.registry.namespaces
+        assert namespaces is not None
+        self._mutate(rid(namespaces), ("", namespace), finalize, subresource="finalize")
+        self._delete(rid(namespaces), ("", namespace))
 
     def _collect_dependents(self, owner_uid: str) -> None:
         for dep in self._live_dependents(owner_uid):

@@ -434,7 +434,8 @@ class Registry:
             return old  # a no-op write: no new resourceVersion, no event
         if dry_run:
             return candidate
-        if self._finished_deleting(d, candidate, strategy):
+        # (A namespace's /finalize only records the change; the controller deletes after.)
+        if subresource != "finalize" and self._finished_deleting(d, candidate, strategy):
             event = self.store.commit(rid(d), key, None)
             self._owners.pop((rid(d), key), None)
             candidate_meta = meta(candidate)

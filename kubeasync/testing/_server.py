@@ -248,10 +248,11 @@ class FakeApiServer:
             watch.queue.put_nowait(("bookmark", None))
 
     def append_log(self, namespace: str, pod: str, container: str, line: str, *,
-                   previous: bool = False) -> None:
+                   previous: bool = False, at: datetime | None = None) -> None:
         """Add a line (or several, split on newlines) to a container's log; followers see
-        it at once. ``previous=True`` writes the log of the previous container instance."""
-        self.logs.append(namespace, pod, container, line, previous=previous)
+        it at once. ``previous=True`` writes the log of the previous container instance;
+        ``at`` backdates the line (for ``sinceSeconds``/``sinceTime`` tests)."""
+        self.logs.append(namespace, pod, container, line, previous=previous, at=at)
 
     def resource(self, which: str | Descriptor) -> Descriptor:
         """A served descriptor, by descriptor, plural (``"pods"``) or ``"jobs.batch"``."""
