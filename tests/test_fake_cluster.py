@@ -154,7 +154,7 @@ async def test_servers_keep_running_and_delete_gracefully(api):
     response, lines = await api.stream(f"{PODS}?watch=1&fieldSelector=metadata.name%3Dserver")
     async with response:
         await lines.events(1)
-        status, body = await api("DELETE", f"{PODS}/server")
+        _, body = await api("DELETE", f"{PODS}/server")
         assert body["metadata"]["deletionGracePeriodSeconds"] == 30
         events = await lines.events(2)
     assert events[0]["type"] == "MODIFIED" and events[0]["object"]["metadata"]["deletionTimestamp"]

@@ -151,7 +151,7 @@ async def test_job_pods_collected(api, policy):
     for i in range(2):
         await api("POST", PODS, pod(f"batch-{i}", ownerReferences=[owner]))
     await api("POST", PODS, pod("unrelated"))
-    status, body = await api("DELETE", f"{JOBS}/batch?propagationPolicy={policy}")
+    _, body = await api("DELETE", f"{JOBS}/batch?propagationPolicy={policy}")
     if policy == "Foreground":
         assert body["metadata"]["finalizers"] == ["foregroundDeletion"]
     await eventually(lambda: _gone(api, f"{JOBS}/batch"))

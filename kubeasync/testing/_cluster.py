@@ -261,10 +261,11 @@ class ControlPlane:
     # ------------------------------------------------------------ garbage collection
 
     def _mutate(self, resource: str, key: Key, change: Callable[[Obj], None],
-                subresource: str | None = None, manager: str = "kube-controller-manager") -> None:
+                subresource: str | None = None, manager: str = "kube-controller-manager",
+                binding: bool = False) -> None:
         d = self._by_rid[resource]
         self.registry.mutate(d, key[0] or None, key[1], change, subresource=subresource,
-                             manager=manager)
+                             manager=manager, binding=binding)
 
     def _delete(self, resource: str, key: Key, options: dict[str, Any] | None = None) -> None:
         d = self._by_rid[resource]
@@ -356,7 +357,8 @@ class ControlPlane:
     def _write_pod(self, key: Key, change: Callable[[Obj], None], subresource: str | None,
                    manager: str = "kubelet") -> None:
         assert self._pods is not None
-        self._mutate(rid(self._pods), key, change, subresource, manager)
+        self._mutate(rid(self._pods), key, change, subresource, manager,
+                     binding=subresource is None)
 
     async def _run_pod(self, key: Key, uid: str) -> None:
         t = self.timings

@@ -365,16 +365,18 @@ class Registry:
         *,
         subresource: str | None = None,
         manager: str = "kube-controller-manager",
+        binding: bool = False,
     ) -> Obj | None:
         """Read, change and write an object (for the fake's own controllers);
-        None when it is gone."""
+        None when it is gone. ``binding`` marks the scheduler's write of ``nodeName``,
+        which (through pods/binding on a real server) leaves the generation alone."""
         old = self.find(d, namespace, name)
         if old is None:
             return None
         new = clone(old)
         change(new)
         return self._update(d, old, new, subresource=subresource, dry_run=False,
-                            manager=manager, operation="Update")
+                            manager=manager, operation="Update", bump=not binding)
 
     def _update(
         self,
@@ -388,6 +390,7 @@ class Registry:
         operation: str,
         applied: set[Path] | None = None,
         taken: Iterable[Path] = (),
+        bump: bool = True,
     ) -> Obj:
         strategy = strategy_for(d)
         old_meta = meta(old)
@@ -421,7 +424,7 @@ class Registry:
             causes = strategy.validate(candidate)
             if causes:
                 raise st.invalid_object(d, name, causes)
-            if strategy.has_generation and _spec(candidate) != _spec(old):
+            if bump and strategy.has_generation and _spec(candidate) != _spec(old):
                 new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
         candidate_meta = meta(candidate)
         candidate_meta["resourceVersion"] = old_meta.get("resourceVersion")

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,12 @@ from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
 from ._registry import ListOptions, Registry, meta, rid
 from ._store import Event, Expired, Obj, Store
+from ._tables import table, wants_table
 
 __all__ = ["DEFAULT_VERSION", "FakeApiServer"]
 
 Descriptor = ResourceDescriptor[Any, Any]
+LineEncoder = Callable[[str, Mapping[str, Any]], bytes]
 
 GZIP_THRESHOLD = 128 * 1024  # kube-apiserver compresses answers above this size
 DEFAULT_VERSION: dict[str, str] = {
@@ -472,8 +474,10 @@ class FakeApiServer:
                     self._require(d, "watch")
                     return await self._watch(request, d, namespace)
                 self._require(d, "list")
-                return self._json(request,
-                                  registry.list(d, namespace, self._list_options(request)))
+                listing = registry.list(d, namespace, self._list_options(request))
+                if wants_table(request.headers.get("Accept", "")):
+                    listing = table(d.group, d.kind, listing["items"], listing["metadata"])
+                return self._json(request, listing)
             if method == "POST" and (namespace is not None or not d.namespaced):
                 self._require(d, "create")
                 body = await self._body(request, d)
@@ -495,7 +499,11 @@ class FakeApiServer:
             raise st.method_not_allowed()
         if method == "GET":
             self._require(d, "get")
-            return self._json(request, registry.get(d, namespace, name))
+            obj = registry.get(d, namespace, name)
+            if wants_table(request.headers.get("Accept", "")):
+                obj = table(d.group, d.kind, [obj],
+                            {"resourceVersion": meta(obj).get("resourceVersion")})
+            return self._json(request, obj)
         if method == "PUT":
             self._require(d, "update")
             body = await self._body(request, d)
@@ -524,7 +532,8 @@ class FakeApiServer:
     # ------------------------------------------------------------ watch
 
     def _watch_start(self, request: web.Request, d: Descriptor,
-                     namespace: str | None) -> tuple[list[bytes], _Watch | None, Any]:
+                     namespace: str | None,
+                     ) -> tuple[list[bytes], _Watch | None, Callable[[Obj], bool]]:
         """Validate a watch and compute its first lines; subscribe it (in one step, with no
         await in between, so no event can fall between the history and the live stream)."""
         q = request.query
@@ -557,13 +566,14 @@ class FakeApiServer:
             raise _list_options_invalid(causes)
         lines: list[bytes] = []
         strategy = strategy_for(d)
+        line = self._line_encoder(request, d)
         if initial or rv in ("", "0"):
             for _key, obj in self.store.sorted_items(rid(d), namespace if d.namespaced else None):
                 if match(obj):
-                    lines.append(_line("ADDED", obj))
+                    lines.append(line("ADDED", obj))
             if initial:
-                lines.append(_line("BOOKMARK", _bookmark(d, self.store.rv, strategy.bookmark_body,
-                                                         initial_end=True)))
+                lines.append(line("BOOKMARK", _bookmark(d, self.store.rv, strategy.bookmark_body,
+                                                        initial_end=True)))
         else:
             try:
                 start = int(rv)
@@ -573,7 +583,7 @@ class FakeApiServer:
             try:
                 for event in self.store.events_after(start):
                     if event.resource == rid(d):
-                        converted = _convert(event, match)
+                        converted = _convert(event, match, line)
                         if converted is not None:
                             lines.append(converted)
             except Expired as exc:
@@ -591,6 +601,7 @@ class FakeApiServer:
         deadline = time.monotonic() + (timeout if timeout is not None else self.watch_timeout)
         bookmarks = _true(q.get("allowWatchBookmarks"))
         lines, watch, match = self._watch_start(request, d, namespace)
+        line = self._line_encoder(request, d)
         rule = self.faults.take(request.method, request.path, watch=True)
         response = web.StreamResponse(status=200, headers={
             "Content-Type": "application/json", "Cache-Control": "no-cache, private"})
@@ -604,17 +615,17 @@ class FakeApiServer:
                 return response
             drop_after = rule.events if rule is not None else None
 
-            async def send(line: bytes) -> bool:
+            async def send(data: bytes) -> bool:
                 nonlocal sent
                 if drop_after is not None and sent >= drop_after:
                     self._abort(request)
                     return False
-                await response.write(line)
+                await response.write(data)
                 sent += 1
                 return True
 
-            for line in lines:
-                if not await send(line):
+            for data in lines:
+                if not await send(data):
                     return response
             if watch is None:  # an ERROR event ends the watch
                 await response.write_eof()
@@ -628,8 +639,8 @@ class FakeApiServer:
                     wake = min(deadline, next_bookmark) if bookmarks else deadline
                     if now >= deadline:
                         if bookmarks:  # as the real server does shortly before a timeout
-                            await send(_line("BOOKMARK", _bookmark(d, self.store.rv,
-                                                                   strategy.bookmark_body)))
+                            await send(line("BOOKMARK", _bookmark(d, self.store.rv,
+                                                                  strategy.bookmark_body)))
                         break
                     if bookmarks and now >= next_bookmark:
                         next_bookmark = now + self.bookmark_interval
@@ -646,12 +657,12 @@ class FakeApiServer:
                     kind, payload = getter.result()
                     if kind == "bookmark":
                         if bookmarks:
-                            line = _line("BOOKMARK", _bookmark(d, self.store.rv,
-                                                               strategy.bookmark_body))
-                            if not await send(line):
+                            mark = line("BOOKMARK", _bookmark(d, self.store.rv,
+                                                              strategy.bookmark_body))
+                            if not await send(mark):
                                 return response
                         continue
-                    converted = _convert(payload, match)
+                    converted = _convert(payload, match, line)
                     if converted is not None and not await send(converted):
                         return response
             finally:
@@ -664,6 +675,20 @@ class FakeApiServer:
             if watch is not None:
                 self.store.unsubscribe(watch.on_event)
                 self._watches.discard(watch)
+
+    @staticmethod
+    def _line_encoder(request: web.Request, d: Descriptor) -> LineEncoder:
+        """How this watch writes events: objects, or one-row Tables for kubectl."""
+        if not wants_table(request.headers.get("Accept", "")):
+            return _line
+
+        def as_table(kind: str, obj: Mapping[str, Any]) -> bytes:
+            if kind in ("BOOKMARK", "ERROR"):
+                return _line(kind, obj)
+            return _line(kind, table(d.group, d.kind, [obj],
+                                     {"resourceVersion": meta(obj).get("resourceVersion")}))
+
+        return as_table
 
     @staticmethod
     def _abort(request: web.Request) -> None:
@@ -899,20 +924,22 @@ def _bookmark(d: Descriptor, rv: int, body: Mapping[str, Any], *,
     return {"kind": d.kind, "apiVersion": d.api_version, "metadata": metadata, **body}
 
 
-def _convert(event: Event, match: Any) -> bytes | None:
+def _convert(event: Event, match: Callable[[Obj], bool],
+             line: LineEncoder | None = None) -> bytes | None:
     """What one watcher sees of a change, given its selectors (as the watch cache does):
     an object that starts matching is ADDED, one that stops matching is DELETED."""
+    line = line or _line
     current = event.obj if event.type != "DELETED" else None
     now_matches = current is not None and match(current)
     was_matching = event.old is not None and match(event.old)
     if now_matches and not was_matching:
         assert current is not None
-        return _line("ADDED", current)
+        return line("ADDED", current)
     if now_matches and was_matching:
         assert current is not None
-        return _line("MODIFIED", current)
+        return line("MODIFIED", current)
     if was_matching and event.old is not None:
         gone: Obj = dict(event.old)
         gone["metadata"] = {**meta(event.old), "resourceVersion": str(event.rv)}
-        return _line("DELETED", gone)
+        return line("DELETED", gone)
     return None
