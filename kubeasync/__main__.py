@@ -34,6 +34,8 @@ def _add_serve(subparsers: Subparsers) -> None:
                         help="no simulated node: pods stay Pending, jobs never run")
     parser.add_argument("--run-seconds", type=float, default=5.0,
                         help="how long simulated pods that are not servers run (default 5)")
+    parser.add_argument("--fast", action="store_true",
+                        help="run the simulated node at test speed (milliseconds, not seconds)")
     parser.set_defaults(func=_serve)
 
 
@@ -50,7 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             token=args.token,
             simulate=args.simulate,
-            timings=Timings(schedule=0.5, start=1.0, run=args.run_seconds, terminate=1.0),
+            timings=Timings() if args.fast else Timings(
+                schedule=0.5, start=1.0, run=args.run_seconds, terminate=1.0),
         )
         async with server:
             print(f"kubeasync fake API server listening on {server.url}", flush=True)

@@ -17,7 +17,7 @@ import pytest_asyncio
 
 from kubeasync.testing import FakeApiServer
 
-pytest_plugins = ["kubeasync.testing.pytest_plugin"]
+pytest_plugins = ["kubeasync.testing.pytest_plugin", "pytester"]
 
 
 class Lines:
