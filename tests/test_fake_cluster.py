@@ -236,3 +236,14 @@ async def test_job_deletion_by_policy(policy, pods_left):
             orphan = (await kube.pods.list(namespace="default")).items[0]
             assert orphan.metadata.owner_references is None
         assert server.control_plane.errors == []
+
+
+async def test_since_time(api, fake_apiserver):
+    await api("POST", PODS, pod("s"))
+    fake_apiserver.append_log("default", "s", "app", "old",
+                              at=datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc))
+    fake_apiserver.append_log("default", "s", "app", "new")
+    _, text = await api("GET", f"{PODS}/s/log?sinceTime=2024-05-01T10:00:00.5Z")
+    assert text == "new\n"
+    status, _ = await api("GET", f"{PODS}/s/log?sinceTime=yesterday")
+    assert status == 400

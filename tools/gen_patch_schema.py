@@ -96,12 +96,11 @@ def build() -> str:
             return keep[name]
         if name in stack:
             return False
-        result = False
-        for shape, child, strategy, merge_key, map_keys in raw[name].values():
-            if strategy or merge_key or map_keys or shape == "set":
-                result = True
-            elif child is not None and interesting(child, stack | {name}):
-                result = True
+        fields = raw[name].values()
+        result = any(strategy or merge_key or keys or shape == "set"
+                     for shape, _child, strategy, merge_key, keys in fields) or any(
+            child is not None and interesting(child, stack | {name})
+            for _shape, child, _strategy, _key, _keys in fields)
         keep[name] = result
         return result
 

@@ -178,13 +178,10 @@ def json_patch(doc: Any, operations: Any) -> Any:
 
 
 def _strip(value: Any) -> Any:
-    """Drop patch directives from a value stored as is (a new list item, a replaced map)."""
+    """Drop patch directives (and nulls, which mean "absent") from a value that is stored
+    as is: a new list item, a replaced map."""
     if isinstance(value, dict):
-        return {
-            k: _strip(v)
-            for k, v in value.items()
-            if not k.startswith("$") and not (k.startswith("$") or v is None)
-        }
+        return {k: _strip(v) for k, v in value.items() if not k.startswith("$") and v is not None}
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value

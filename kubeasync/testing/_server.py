@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ..auth import BearerToken, NoAuth
 from ..config import ClusterConfig
+from ..models import parse_time
 from ..resources import BUILTIN_RESOURCES, ResourceDescriptor
 from . import _status as st
 from ._cluster import ControlPlane, LogBook, Timings
@@ -741,7 +742,7 @@ class FakeApiServer:
             cutoff = datetime.now(timezone.utc) - timedelta(seconds=since)
         elif since_time:
             try:
-                cutoff = datetime.fromisoformat(since_time.replace("Z", "+00:00"))
+                cutoff = parse_time(since_time)
             except ValueError:
                 raise st.bad_request(f'sinceTime: Invalid value: "{since_time}"') from None
 
