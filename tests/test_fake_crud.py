@@ -336,3 +336,17 @@ async def test_client_round_trip(kube):
     assert (await kube.pods.get_status("typed", namespace="default")).status.phase == "Running"
     info_ = await kube.version()
     assert info_.git_version == "v1.20.2"
+
+
+async def test_protobuf_and_yaml_bodies(api):
+    status, body = await api("POST", "/api/v1/namespaces/default/configmaps", b"k8s\x00\x0a",
+                             content_type="application/vnd.kubernetes.protobuf")
+    assert status == 415 and body["reason"] == "UnsupportedMediaType"
+    manifest = b"metadata:\n  name: from-yaml\ndata:\n  a: '1'\n"
+    status, body = await api("POST", "/api/v1/namespaces/default/configmaps", manifest,
+                             content_type="application/yaml")
+    assert status == 201 and body["data"] == {"a": "1"}
+    status, body = await api("POST", "/api/v1/namespaces/default/configmaps", b"{oops",
+                             content_type="application/json")
+    assert status == 400 and body["message"].startswith(
+        "the object provided is unrecognized (must be of type ConfigMap)")

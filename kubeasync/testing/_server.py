@@ -422,6 +422,13 @@ class FakeApiServer:
     async def _body(self, request: web.Request, d: Descriptor) -> Any:
         raw = await request.read()
         content_type = request.content_type
+        if content_type not in ("application/json", "application/yaml", "application/x-yaml",
+                                "application/octet-stream"):
+            # Notably protobuf (what `kubectl create configmap ...` sends): not spoken here.
+            raise st.StatusError(
+                415, "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types"
+                " include: application/json, application/yaml", {})
         try:
             if content_type in ("application/yaml", "application/x-yaml"):
                 return yaml.safe_load(raw.decode("utf-8"))
