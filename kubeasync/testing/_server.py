@@ -250,6 +250,21 @@ class FakeApiServer:
         for watch in list(self._watches):
             watch.queue.put_nowait(("bookmark", None))
 
+    @property
+    def open_watches(self) -> int:
+        """How many watch requests are being served right now."""
+        return len(self._watches)
+
+    def end_watches(self, *, abort: bool = True) -> int:
+        """End every open watch now: cut off (``abort``, as a dropped connection) or with
+        the clean end of a timeout. Returns how many there were. Nothing is sent between
+        this call and the next ``await``, so changes made right after it are missed by the
+        watchers, which must catch up on their own."""
+        watches = list(self._watches)
+        for watch in watches:
+            watch.queue.put_nowait(("end", abort))
+        return len(watches)
+
     def append_log(self, namespace: str, pod: str, container: str, line: str, *,
                    previous: bool = False, at: datetime | None = None) -> None:
         """Add a line (or several, split on newlines) to a container's log; followers see
@@ -276,6 +291,13 @@ class FakeApiServer:
         """Stored objects of a resource, ordered by namespace and name."""
         d = self.resource(which)
         return [obj for _k, obj in self.store.sorted_items(rid(d), namespace)]
+
+    def delete_object(self, which: str | Descriptor, name: str,
+                      namespace: str | None = "default", **options: Any) -> dict[str, Any]:
+        """Delete an object directly, as a DELETE with these DeleteOptions would
+        (``propagationPolicy="Background"``, ``gracePeriodSeconds=0``...)."""
+        d = self.resource(which)
+        return self.registry.delete(d, namespace if d.namespaced else None, name, options)
 
     def put_object(self, which: str | Descriptor, obj: Mapping[str, Any],
                    namespace: str | None = None) -> dict[str, Any]:
@@ -663,6 +685,11 @@ class FakeApiServer:
                             break
                         continue
                     kind, payload = getter.result()
+                    if kind == "end":
+                        if payload:
+                            self._abort(request)
+                            return response
+                        break
                     if kind == "bookmark":
                         if bookmarks:
                             mark = line("BOOKMARK", _bookmark(d, self.store.rv,
