@@ -160,6 +160,12 @@ async def test_job_pods_collected(api, policy):
     assert [i["metadata"]["name"] for i in left["items"]] == ["unrelated"]
 
 
+async def test_system_namespaces_cannot_be_deleted(api):
+    status, body = await api("DELETE", "/api/v1/namespaces/default")
+    assert status == 403 and body["reason"] == "Forbidden"
+    assert body["message"] == 'namespaces "default" is forbidden: this namespace may not be deleted'
+
+
 async def test_namespace_termination(api):
     await api("POST", "/api/v1/namespaces", {"metadata": {"name": "team"}})
     await api("POST", "/api/v1/namespaces/team/pods", pod("p"))

@@ -319,6 +319,7 @@ class KindStrategy:
     on_deletion_started: Callable[[Obj], None] = _nothing
     has_generation: bool = True
     graceful: bool = False
+    undeletable: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
     bookmark_body: Mapping[str, Any] = field(default_factory=dict)
 
@@ -383,6 +384,8 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         deletion_holds=_namespace_holds,
         on_deletion_started=_namespace_terminating,
         has_generation=False,
+        # The NamespaceLifecycle admission plugin protects these.
+        undeletable=frozenset({"default", "kube-system", "kube-public"}),
     ),
     ("", "ConfigMap"): KindStrategy(has_generation=False),
 }

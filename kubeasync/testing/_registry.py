@@ -604,6 +604,12 @@ class Registry:
     ) -> Obj:
         old = self.get(d, namespace, name)
         old_meta = meta(old)
+        strategy = strategy_for(d)
+        if name in strategy.undeletable:
+            raise st.StatusError(
+                403, "Forbidden",
+                f'{st.qualified(d)} "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": d.plural})
         preconditions = options.get("preconditions") or {}
         uid = preconditions.get("uid")
         if uid is not None and uid != old_meta.get("uid"):
@@ -620,7 +626,6 @@ class Registry:
                 f" ResourceVersion in record ({old_meta.get('resourceVersion')}). The object"
                 " might have been modified",
             )
-        strategy = strategy_for(d)
         policy = options.get("propagationPolicy")
         orphan = options.get("orphanDependents")
         if policy is None and orphan is not None:

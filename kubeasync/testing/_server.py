@@ -154,7 +154,6 @@ class FakeApiServer:
         for d in self.registry.resources:
             self._groups.setdefault((d.group, d.version), []).append(d)
         self._watches: set[_Watch] = set()
-        self._streams: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         if self.registry.namespaces is not None:
@@ -376,7 +375,7 @@ class FakeApiServer:
             return self._openapi(request, parts[1:])
         if head == "api":
             if len(parts) == 1:
-                return self._json(request, self._api_versions(request))
+                return self._json(request, self._api_versions())
             group, version, rest = "", parts[1], parts[2:]
         elif head == "apis":
             if len(parts) == 1:
@@ -844,7 +843,7 @@ class FakeApiServer:
                 paths += [f"/apis/{group}", f"/apis/{group}/{version}"]
         return sorted(set(paths))
 
-    def _api_versions(self, request: web.Request) -> dict[str, Any]:
+    def _api_versions(self) -> dict[str, Any]:
         address = f"{self.host}:{self.port}"
         return {"kind": "APIVersions", "versions": ["v1"],
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
