@@ -350,3 +350,14 @@ async def test_protobuf_and_yaml_bodies(api):
                              content_type="application/json")
     assert status == 400 and body["message"].startswith(
         "the object provided is unrecognized (must be of type ConfigMap)")
+
+
+@pytest.mark.parametrize("token", [None, "s3cret"])
+async def test_written_kubeconfig_loads(tmp_path, token):
+    async with FakeApiServer(token=token) as server:
+        path = server.write_kubeconfig(tmp_path / "sub" / "kubeconfig", namespace="kube-system")
+        config = kubeasync.ClusterConfig.from_kubeconfig(path)
+        assert config.server == server.url and config.namespace == "kube-system"
+        async with kubeasync.Client(config) as kube:
+            created = await kube.config_maps.create({"metadata": {"name": "via-kubeconfig"}})
+        assert created.metadata.namespace == "kube-system"
