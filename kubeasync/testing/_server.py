@@ -627,7 +627,8 @@ class FakeApiServer:
                      namespace: str | None) -> web.StreamResponse:
         q = request.query
         timeout = _int_param(q, "timeoutSeconds")
-        deadline = time.monotonic() + (timeout if timeout is not None else self.watch_timeout)
+        # 0 (or nothing) means the server's own timeout, as kube-apiserver reads it.
+        deadline = time.monotonic() + (timeout if timeout else self.watch_timeout)
         bookmarks = _true(q.get("allowWatchBookmarks"))
         lines, watch, match = self._watch_start(request, d, namespace)
         line = self._line_encoder(request, d)
