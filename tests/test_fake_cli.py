@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,9 @@ def test_kubectl_against_serve(served, tmp_path):
     assert "No resources found in default namespace" in kubectl("get", "pods")
     watcher = subprocess.Popen([KUBECTL, "get", "pods", "-w"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # If "Running" never shows, the loop below must still end: kill the watch in time.
+    guard = threading.Timer(30, watcher.kill)
+    guard.start()
     try:
         assert "pod/hello created" in kubectl("apply", "-f", str(manifest))
         assert watcher.stdout is not None
@@ -128,6 +132,7 @@ def test_kubectl_against_serve(served, tmp_path):
         assert seen[0].split()[:4] == ["NAME", "READY", "STATUS", "RESTARTS"]
         assert any(line.split()[:3] == ["hello", "0/1", "Pending"] for line in seen)
     finally:
+        guard.cancel()
         watcher.kill()
         watcher.wait(5)
         if watcher.stdout:
