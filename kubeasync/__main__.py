@@ -1,0 +1,86 @@
+"""The ``kubeasync`` command line.
+
+    python -m kubeasync serve --port 8080 --kubeconfig ./fake.kubeconfig
+
+Each subcommand is one function that adds its parser (see :data:`COMMANDS`); adding a
+command is writing that function and listing it there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+def _add_serve(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the embedded Kubernetes API server",
+        description="Run the in-memory Kubernetes API server (with a simulated node) until"
+        " interrupted, and write a kubeconfig that kubectl or any client can use.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    parser.add_argument("--kubeconfig", metavar="PATH",
+                        help="write a kubeconfig for the server here")
+    parser.add_argument("--token", help="require this bearer token")
+    parser.add_argument("--no-simulate", dest="simulate", action="store_false",
+                        help="no simulated node: pods stay Pending, jobs never run")
+    parser.add_argument("--run-seconds", type=float, default=5.0,
+                        help="how long simulated pods that are not servers run (default 5)")
+    parser.add_argument("--fast", action="store_true",
+                        help="run the simulated node at test speed (milliseconds, not seconds)")
+    parser.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .testing import FakeApiServer, Timings
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        server = FakeApiServer(
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            simulate=args.simulate,
+            timings=Timings() if args.fast else Timings(
+                schedule=0.5, start=1.0, run=args.run_seconds, terminate=1.0),
+        )
+        async with server:
+            print(f"kubeasync fake API server listening on {server.url}", flush=True)
+            if args.kubeconfig:
+                path = server.write_kubeconfig(args.kubeconfig)
+                print(f"kubeconfig written to {path}; try: KUBECONFIG={path} kubectl get pods",
+                      flush=True)
+            await stop.wait()
+            print("stopping", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [_add_serve]
+"""Every subcommand's parser builder, in the order ``--help`` lists them."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kubeasync", description="kubeasync tools")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

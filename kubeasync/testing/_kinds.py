@@ -1,0 +1,395 @@
+"""What differs between kinds on a real API server, as data the generic handlers consult.
+
+The REST handlers never branch on a kind: they look up a :class:`KindStrategy` here (the
+analogue of kube-apiserver's per-kind REST strategies) for name rules, validation,
+defaulting, field labels and deletion behaviour. A kind missing from :data:`STRATEGIES`
+(a custom resource, say) gets :data:`GENERIC`: DNS-1123 subdomain names, ``metadata.name``
+and ``metadata.namespace`` field labels, no validation, background deletion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..resources import ResourceDescriptor
+from ._status import Cause, duplicate, invalid, not_supported, required
+
+Obj = dict[str, Any]
+
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or"
+    " '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex"
+    " used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and"
+    " must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex"
+    " used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_DNS1035_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an"
+    " alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or"
+    " 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+)
+
+NAME_RULES: dict[str, tuple[re.Pattern[str], int, str]] = {
+    "subdomain": (_SUBDOMAIN, 253, _SUBDOMAIN_MSG),
+    "label": (_LABEL, 63, _LABEL_MSG),
+    "dns1035": (_DNS1035, 63, _DNS1035_MSG),
+}
+
+
+def name_causes(rule: str, name: str, field_path: str = "metadata.name") -> list[Cause]:
+    pattern, limit, message = NAME_RULES[rule]
+    causes = []
+    if len(name) > limit:
+        causes.append(invalid(field_path, name, f"must be no more than {limit} characters"))
+    if not pattern.fullmatch(name):
+        causes.append(invalid(field_path, name, message))
+    return causes
+
+
+@dataclass
+class Context:
+    """What defaulting may need besides the object: its uid and allocators."""
+
+    uid: str
+    allocate_ip: Callable[[], str]
+
+
+def _get(obj: Mapping[str, Any], *path: str) -> Any:
+    value: Any = obj
+    for part in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _dict(obj: Obj, key: str) -> Obj:
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        value = {}
+        obj[key] = value
+    return value
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _validate_pod_spec(
+    spec: Any, path: str, restart_policies: tuple[str, ...], restart_required: bool
+) -> list[Cause]:
+    spec = spec if isinstance(spec, Mapping) else {}
+    causes: list[Cause] = []
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        causes.append(required(f"{path}.containers"))
+        containers = []
+    seen: set[str] = set()
+    for i, container in enumerate(containers):
+        where = f"{path}.containers[{i}]"
+        container = container if isinstance(container, Mapping) else {}
+        name = container.get("name")
+        if not name:
+            causes.append(required(f"{where}.name"))
+        elif not isinstance(name, str) or not _LABEL.fullmatch(name) or len(name) > 63:
+            causes.append(invalid(f"{where}.name", name, _LABEL_MSG))
+        elif name in seen:
+            causes.append(duplicate(f"{where}.name", name))
+        else:
+            seen.add(name)
+        if not container.get("image"):
+            causes.append(required(f"{where}.image"))
+    policy = spec.get("restartPolicy")
+    if policy is None and restart_required:
+        valid = ", ".join(f'"{p}"' for p in restart_policies)
+        causes.append(required(f"{path}.restartPolicy", f"valid values: {valid}"))
+    elif policy is not None and policy not in restart_policies:
+        causes.append(not_supported(f"{path}.restartPolicy", policy, restart_policies))
+    return causes
+
+
+def _validate_pod(obj: Obj) -> list[Cause]:
+    return _validate_pod_spec(obj.get("spec"), "spec", ("Always", "OnFailure", "Never"), False)
+
+
+def _validate_job(obj: Obj) -> list[Cause]:
+    template_spec = _get(obj, "spec", "template", "spec")
+    return _validate_pod_spec(
+        template_spec, "spec.template.spec", ("OnFailure", "Never"), True
+    )
+
+
+def _valid_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def _validate_service(obj: Obj) -> list[Cause]:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    causes: list[Cause] = []
+    ports = spec.get("ports")
+    headless = spec.get("clusterIP") == "None"
+    if not ports and not headless and spec.get("type") != "ExternalName":
+        causes.append(required("spec.ports"))
+    for i, port in enumerate(ports if isinstance(ports, list) else []):
+        port = port if isinstance(port, Mapping) else {}
+        number = port.get("port", 0)
+        if not _valid_port(number):
+            causes.append(invalid(f"spec.ports[{i}].port", number,
+                                  "must be between 1 and 65535, inclusive"))
+        target = port.get("targetPort", number)
+        if isinstance(target, int) and not _valid_port(target):
+            causes.append(invalid(f"spec.ports[{i}].targetPort", target,
+                                  "must be between 1 and 65535, inclusive"))
+    return causes
+
+
+def _validate_pvc(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    if not _get(obj, "spec", "accessModes"):
+        causes.append(required("spec.accessModes", "at least 1 access mode is required"))
+    if _get(obj, "spec", "resources", "requests", "storage") is None:
+        causes.append(required("spec.resources[storage]"))
+    return causes
+
+
+# ------------------------------------------------------------------ defaulting
+
+
+def _default_pod_spec(spec: Obj, restart_policy: str | None) -> None:
+    if restart_policy is not None:
+        spec.setdefault("restartPolicy", restart_policy)
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    for container in spec.get("containers") or []:
+        if not isinstance(container, dict):
+            continue
+        image = str(container.get("image") or "")
+        tagged = ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+        container.setdefault("imagePullPolicy", "IfNotPresent" if tagged else "Always")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+        container.setdefault("resources", {})
+
+
+def _prepare_pod(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    _default_pod_spec(_dict(obj, "spec"), "Always")
+
+
+def _prepare_job(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    name = _get(obj, "metadata", "name") or ""
+    generated = {"controller-uid": ctx.uid, "job-name": name}
+    spec.setdefault("selector", {"matchLabels": {"controller-uid": ctx.uid}})
+    template = _dict(spec, "template")
+    template_meta = _dict(template, "metadata")
+    template_meta.setdefault("creationTimestamp", None)
+    template_meta["labels"] = {**generated, **(template_meta.get("labels") or {})}
+    metadata = _dict(obj, "metadata")
+    if not metadata.get("labels"):
+        metadata["labels"] = dict(template_meta["labels"])
+    # No restartPolicy default here: a Job must choose OnFailure or Never itself.
+    _default_pod_spec(_dict(template, "spec"), None)
+
+
+def _prepare_service(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec.get("type") != "ExternalName" and not spec.get("clusterIP"):
+        previous = _get(old or {}, "spec", "clusterIP")
+        spec["clusterIP"] = previous or ctx.allocate_ip()
+    if spec.get("clusterIP") and "clusterIPs" not in spec:
+        spec["clusterIPs"] = [spec["clusterIP"]]
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+
+
+def _prepare_pvc(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    _dict(obj, "spec").setdefault("volumeMode", "Filesystem")
+    if old is None:
+        # The PVC-protection admission plugin: deletion waits for the controller.
+        finalizers = _dict(obj, "metadata").setdefault("finalizers", [])
+        if PVC_PROTECTION not in finalizers:
+            finalizers.append(PVC_PROTECTION)
+
+
+def _prepare_namespace(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    if old is None:
+        spec.setdefault("finalizers", ["kubernetes"])
+    elif "finalizers" not in spec:
+        spec["finalizers"] = list(_get(old, "spec", "finalizers") or [])
+
+
+def _no_prepare(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    return None
+
+
+def _no_causes(obj: Obj) -> list[Cause]:
+    return []
+
+
+# ------------------------------------------------------------------ deletion
+
+
+def _pod_grace(obj: Obj, requested: int | None) -> int:
+    # Like the pod strategy: an unscheduled or finished pod has nothing to stop.
+    if not _get(obj, "spec", "nodeName") or _get(obj, "status", "phase") in ("Succeeded", "Failed"):
+        return 0
+    if requested is not None:
+        return requested
+    grace = _get(obj, "spec", "terminationGracePeriodSeconds")
+    return grace if isinstance(grace, int) else 30
+
+
+def _no_grace(obj: Obj, requested: int | None) -> int:
+    return 0
+
+
+def _namespace_holds(obj: Obj) -> list[str]:
+    return list(_get(obj, "spec", "finalizers") or [])
+
+
+def _no_holds(obj: Obj) -> list[str]:
+    return []
+
+
+def _namespace_terminating(obj: Obj) -> None:
+    _dict(obj, "status")["phase"] = "Terminating"
+
+
+def _nothing(obj: Obj) -> None:
+    return None
+
+
+# ------------------------------------------------------------------ field selectors
+
+_META_FIELDS = {"metadata.name": "metadata.name", "metadata.namespace": "metadata.namespace"}
+
+
+def _generic_field_error(label: str) -> str:
+    return f'"{label}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+
+
+def _conversion_field_error(label: str) -> str:
+    return f"field label not supported: {label}"
+
+
+def _job_field_error(label: str) -> str:
+    return f'field label "{label}" not supported for batchv1.Job'
+
+
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+"""Finalizers the fake's own controllers remove once deletion starts (as the real ones do)."""
+CONTROLLER_FINALIZERS = frozenset({PVC_PROTECTION})
+
+
+@dataclass(frozen=True)
+class KindStrategy:
+    """How one kind behaves; every field has the generic behaviour as its default."""
+
+    name_rule: str = "subdomain"
+    validate: Callable[[Obj], list[Cause]] = _no_causes
+    prepare: Callable[[Obj, Obj | None, Context], None] = _no_prepare
+    initial_status: Mapping[str, Any] = field(default_factory=dict)
+    field_labels: Mapping[str, str] = field(default_factory=lambda: dict(_META_FIELDS))
+    field_label_error: Callable[[str], str] = _generic_field_error
+    default_propagation: str = "Background"
+    returns_deleted_object: bool = False
+    grace_period: Callable[[Obj, int | None], int] = _no_grace
+    deletion_holds: Callable[[Obj], list[str]] = _no_holds
+    on_deletion_started: Callable[[Obj], None] = _nothing
+    has_generation: bool = True
+    graceful: bool = False
+    undeletable: frozenset[str] = frozenset()
+    categories: tuple[str, ...] = ()
+    bookmark_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+GENERIC = KindStrategy()
+
+STRATEGIES: dict[tuple[str, str], KindStrategy] = {
+    ("", "Pod"): KindStrategy(
+        validate=_validate_pod,
+        prepare=_prepare_pod,
+        initial_status={"phase": "Pending", "qosClass": "BestEffort"},
+        field_labels={
+            **_META_FIELDS,
+            **{f: f for f in (
+                "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                "spec.serviceAccountName", "status.phase", "status.podIP",
+                "status.nominatedNodeName",
+            )},
+        },
+        field_label_error=_conversion_field_error,
+        returns_deleted_object=True,
+        grace_period=_pod_grace,
+        graceful=True,
+        categories=("all",),
+        # Go serializes an empty Pod with these: decoders must cope with the nulls.
+        bookmark_body={"spec": {"containers": None}, "status": {}},
+    ),
+    ("batch", "Job"): KindStrategy(
+        validate=_validate_job,
+        prepare=_prepare_job,
+        field_labels={**_META_FIELDS, "status.successful": "status.succeeded"},
+        field_label_error=_job_field_error,
+        # batch/v1 Jobs orphan their pods unless told otherwise.
+        default_propagation="Orphan",
+        categories=("all",),
+        bookmark_body={
+            "spec": {"template": {"metadata": {"creationTimestamp": None},
+                                  "spec": {"containers": None}}},
+            "status": {},
+        },
+    ),
+    ("", "Service"): KindStrategy(
+        name_rule="dns1035",
+        validate=_validate_service,
+        prepare=_prepare_service,
+        initial_status={"loadBalancer": {}},
+        categories=("all",),
+    ),
+    ("", "PersistentVolumeClaim"): KindStrategy(
+        validate=_validate_pvc,
+        prepare=_prepare_pvc,
+        initial_status={"phase": "Pending"},
+        returns_deleted_object=True,
+    ),
+    ("", "Namespace"): KindStrategy(
+        name_rule="label",
+        prepare=_prepare_namespace,
+        initial_status={"phase": "Active"},
+        field_labels={"metadata.name": "metadata.name", "status.phase": "status.phase"},
+        field_label_error=_conversion_field_error,
+        returns_deleted_object=True,
+        deletion_holds=_namespace_holds,
+        on_deletion_started=_namespace_terminating,
+        has_generation=False,
+        # The NamespaceLifecycle admission plugin protects these.
+        undeletable=frozenset({"default", "kube-system", "kube-public"}),
+    ),
+    ("", "ConfigMap"): KindStrategy(has_generation=False),
+}
+
+
+def strategy_for(descriptor: ResourceDescriptor[Any, Any]) -> KindStrategy:
+    return STRATEGIES.get((descriptor.group, descriptor.kind), GENERIC)

@@ -1,0 +1,980 @@
+"""FakeApiServer: an in-memory Kubernetes API server on aiohttp, over real sockets.
+
+Routes are derived from the resource descriptor table: every descriptor is served under
+its own path family with the verbs and subresources it declares, and discovery documents
+are built from the same rows. Nothing here is written per resource.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+from aiohttp import web
+
+from ..auth import BearerToken, NoAuth
+from ..config import ClusterConfig
+from ..models import parse_time
+from ..resources import BUILTIN_RESOURCES, ResourceDescriptor
+from . import _status as st
+from ._cluster import ControlPlane, LogBook, Timings
+from ._faults import FaultRule, Faults
+from ._kinds import strategy_for
+from ._registry import ListOptions, Registry, meta, rid
+from ._store import Event, Expired, Obj, Store
+from ._tables import table, wants_table
+
+__all__ = ["DEFAULT_VERSION", "FakeApiServer"]
+
+Descriptor = ResourceDescriptor[Any, Any]
+LineEncoder = Callable[[str, Mapping[str, Any]], bytes]
+
+GZIP_THRESHOLD = 128 * 1024  # kube-apiserver compresses answers above this size
+DEFAULT_VERSION: dict[str, str] = {
+    "major": "1",
+    "minor": "20",
+    "gitVersion": "v1.20.2",
+    "gitCommit": "faecb196815e248d3ecfb03c680a4507229c2a56",
+    "gitTreeState": "clean",
+    "buildDate": "2021-01-13T13:20:00Z",
+    "goVersion": "go1.15.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
+_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
+                      "finalize": ["update"]}
+_HTML_502 = (
+    "<html>\r\n<head><title>{code} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{code}"
+    " Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+_ENCODER = msgspec.json.Encoder()
+
+
+def _true(value: str | None) -> bool:
+    return value in _TRUE
+
+
+def _int_param(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise st.bad_request(f'{name}: Invalid value: "{value}": must be an integer') from None
+
+
+def _list_options_invalid(causes: list[st.Cause]) -> st.StatusError:
+    rendered = [f"{c.field}: {c.message}" for c in causes]
+    summary = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
+    return st.StatusError(
+        422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {summary}',
+        {"group": "meta.k8s.io", "kind": "ListOptions", "causes": [c.as_dict() for c in causes]},
+    )
+
+
+class _Watch:
+    """One open watch: events of one resource, queued by the store listener."""
+
+    def __init__(self, resource: str) -> None:
+        self.resource = resource
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def on_event(self, event: Event) -> None:
+        if event.resource == self.resource:
+            self.queue.put_nowait(("event", event))
+
+
+class FakeApiServer:
+    """An in-memory Kubernetes API server for tests, demos and local development.
+
+    Use it as ``async with FakeApiServer() as server:`` and connect with
+    ``kubeasync.Client(server.config())``.
+
+    Args:
+        host, port: where to listen (default: 127.0.0.1 on a free port).
+        resources: the descriptor table to serve (default: every built-in resource).
+        token: if given, every API request must carry ``Authorization: Bearer <token>``.
+        namespaces: namespaces that exist from the start.
+        simulate: run a simulated node (kubelet) and job controller.
+        timings: how fast the simulated node is (see :class:`Timings`).
+        watch_history: how many changes are kept for watches and continue tokens to
+            resume from; older resourceVersions answer 410.
+        bookmark_interval: seconds between BOOKMARK events on watches that allow them.
+        watch_timeout: seconds a watch lasts when the client gives no ``timeoutSeconds``.
+        watch_list: accept ``sendInitialEvents`` (streaming lists, Kubernetes >= 1.27);
+            ``False`` rejects ``resourceVersionMatch`` on watches with 422, as 1.20 does.
+        version: the ``/version`` document.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        resources: Iterable[Descriptor] = BUILTIN_RESOURCES,
+        token: str | None = None,
+        namespaces: Iterable[str] = ("default", "kube-system", "kube-public", "kube-node-lease"),
+        simulate: bool = False,
+        timings: Timings | None = None,
+        watch_history: int = 1000,
+        bookmark_interval: float = 60.0,
+        watch_timeout: float = 1800.0,
+        watch_list: bool = True,
+        version: Mapping[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.simulate = simulate
+        self.bookmark_interval = bookmark_interval
+        self.watch_timeout = watch_timeout
+        self.watch_list = watch_list
+        self.version = dict(version or DEFAULT_VERSION)
+        self.store = Store(history=watch_history)
+        self.registry = Registry(self.store, resources)
+        self.logs = LogBook()
+        self.control_plane = ControlPlane(self.registry, self.logs, simulate=simulate,
+                                          timings=timings)
+        self.faults = Faults()
+        self.requests: list[tuple[str, str]] = []
+        """Every request received, as ``(method, path and query)``, in order."""
+        self._groups: dict[tuple[str, str], list[Descriptor]] = {}
+        for d in self.registry.resources:
+            self._groups.setdefault((d.group, d.version), []).append(d)
+        self._watches: set[_Watch] = set()
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        if self.registry.namespaces is not None:
+            for name in namespaces:
+                self.registry.create(self.registry.namespaces, None, {"metadata": {"name": name}},
+                                     manager="kube-apiserver")
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> FakeApiServer:
+        if self._runner is not None:
+            raise RuntimeError("the server is already running")
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Cancelling handlers when the client leaves ends watches and log follows at once.
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+        self._stopping = asyncio.Event()
+        self.control_plane.start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is None:
+            return
+        self._stopping.set()
+        await self.control_plane.stop()
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def __aenter__(self) -> FakeApiServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ for tests and users
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` once started."""
+        if self._runner is None:
+            raise RuntimeError("the server is not running: use `async with FakeApiServer()`")
+        return f"http://{self.host}:{self.port}"
+
+    def config(self, namespace: str = "default") -> ClusterConfig:
+        """A :class:`~kubeasync.ClusterConfig` for this server."""
+        auth = BearerToken(self.token) if self.token else NoAuth()
+        return ClusterConfig(server=self.url, namespace=namespace, auth=auth,
+                             source="kubeasync.testing.FakeApiServer")
+
+    def kubeconfig(self, *, context: str = "kubeasync-fake",
+                   namespace: str = "default") -> dict[str, Any]:
+        """A kubeconfig document for this server (``kubectl``, or any client, can use it)."""
+        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": user}],
+            "contexts": [{"name": context, "context": {
+                "cluster": context, "user": context, "namespace": namespace}}],
+            "current-context": context,
+            "preferences": {},
+        }
+
+    def write_kubeconfig(self, path: str | os.PathLike[str], **options: str) -> Path:
+        """Write :meth:`kubeconfig` to ``path`` (mode 0600); return the path."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(self.kubeconfig(**options), sort_keys=False)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        return target
+
+    @property
+    def resource_version(self) -> str:
+        """The current (latest) resourceVersion."""
+        return str(self.store.rv)
+
+    def compact(self) -> None:
+        """Forget the change history: every older resourceVersion (and every continue
+        token) now answers 410 Expired, as after an etcd compaction."""
+        self.store.compact()
+
+    def bookmark(self) -> None:
+        """Send a BOOKMARK now on every open watch that allows them."""
+        for watch in list(self._watches):
+            watch.queue.put_nowait(("bookmark", None))
+
+    @property
+    def open_watches(self) -> int:
+        """How many watch requests are being served right now."""
+        return len(self._watches)
+
+    def end_watches(self, *, abort: bool = True) -> int:
+        """End every open watch now: cut off (``abort``, as a dropped connection) or with
+        the clean end of a timeout. Returns how many there were. Nothing is sent between
+        this call and the next ``await``, so changes made right after it are missed by the
+        watchers, which must catch up on their own."""
+        watches = list(self._watches)
+        for watch in watches:
+            watch.queue.put_nowait(("end", abort))
+        return len(watches)
+
+    def append_log(self, namespace: str, pod: str, container: str, line: str, *,
+                   previous: bool = False, at: datetime | None = None) -> None:
+        """Add a line (or several, split on newlines) to a container's log; followers see
+        it at once. ``previous=True`` writes the log of the previous container instance;
+        ``at`` backdates the line (for ``sinceSeconds``/``sinceTime`` tests)."""
+        self.logs.append(namespace, pod, container, line, previous=previous, at=at)
+
+    def resource(self, which: str | Descriptor) -> Descriptor:
+        """A served descriptor, by descriptor, plural (``"pods"``) or ``"jobs.batch"``."""
+        if isinstance(which, ResourceDescriptor):
+            return which
+        for d in self.registry.resources:
+            if which in (d.plural, f"{d.plural}.{d.group}", d.kind):
+                return d
+        raise KeyError(f"{which!r} is not served")
+
+    def get_object(self, which: str | Descriptor, name: str,
+                   namespace: str | None = "default") -> dict[str, Any] | None:
+        """The stored object (a JSON dict, not a copy: do not modify it), or None."""
+        return self.registry.find(self.resource(which), namespace, name)
+
+    def list_objects(self, which: str | Descriptor,
+                     namespace: str | None = None) -> list[dict[str, Any]]:
+        """Stored objects of a resource, ordered by namespace and name."""
+        d = self.resource(which)
+        return [obj for _k, obj in self.store.sorted_items(rid(d), namespace)]
+
+    def delete_object(self, which: str | Descriptor, name: str,
+                      namespace: str | None = "default", **options: Any) -> dict[str, Any]:
+        """Delete an object directly, as a DELETE with these DeleteOptions would
+        (``propagationPolicy="Background"``, ``gracePeriodSeconds=0``...)."""
+        d = self.resource(which)
+        return self.registry.delete(d, namespace if d.namespaced else None, name, options)
+
+    def put_object(self, which: str | Descriptor, obj: Mapping[str, Any],
+                   namespace: str | None = None) -> dict[str, Any]:
+        """Create an object directly (as a POST would, with validation and defaults)."""
+        d = self.resource(which)
+        body = json.loads(json.dumps(obj))
+        if namespace is None and d.namespaced:
+            namespace = meta(body).get("namespace") or "default"
+        return self.registry.create(d, namespace if d.namespaced else None, body,
+                                    manager="kubeasync-testing")
+
+    # ------------------------------------------------------------ HTTP plumbing
+
+    def _json(self, request: web.Request, body: Any, status: int = 200,
+              headers: Mapping[str, str] | None = None) -> web.Response:
+        data = _ENCODER.encode(body)
+        out = {"Content-Type": "application/json", "Cache-Control": "no-cache, private"}
+        out.update(headers or {})
+        if len(data) > GZIP_THRESHOLD and "gzip" in request.headers.get("Accept-Encoding", ""):
+            data = gzip.compress(data, compresslevel=1)
+            out["Content-Encoding"] = "gzip"
+            out["Vary"] = "Accept-Encoding"
+        return web.Response(body=data, status=status, headers=out)
+
+    def _error(self, request: web.Request, error: st.StatusError) -> web.Response:
+        return self._json(request, error.body(), error.code, error.headers)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.method, request.path_qs))
+        try:
+            rule = self.faults.take(request.method, request.path, watch=False)
+            if rule is not None:
+                answer = await self._fault(request, rule)
+                if answer is not None:
+                    return answer
+            self._authenticate(request)
+            return await self._route(request)
+        except st.StatusError as error:
+            return self._error(request, error)
+
+    async def _fault(self, request: web.Request, rule: FaultRule) -> web.StreamResponse | None:
+        if rule.action == "delay":
+            await asyncio.sleep(rule.seconds)
+            return None
+        if rule.action == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing more to send on an aborted connection
+        if rule.action == "html":
+            return web.Response(status=rule.status, text=_HTML_502.format(code=rule.status),
+                                content_type="text/html")
+        headers: dict[str, str] = {}
+        details: dict[str, Any] = {}
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after)
+            details["retryAfterSeconds"] = rule.retry_after
+        return self._error(request, st.StatusError(
+            rule.status, rule.reason, rule.text, details, headers=headers))
+
+    def _authenticate(self, request: web.Request) -> None:
+        if not self.token or request.path in ("/healthz", "/readyz", "/livez"):
+            return
+        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            raise st.StatusError(401, "Unauthorized", "Unauthorized")
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return self._json(request, {"paths": sorted(self._root_paths())})
+        head = parts[0]
+        if head in ("healthz", "readyz", "livez") and len(parts) == 1:
+            return web.Response(text="ok", content_type="text/plain")
+        if parts == ["version"]:
+            return self._json(request, self.version)
+        if head == "openapi":
+            return self._openapi(request, parts[1:])
+        if head == "api":
+            if len(parts) == 1:
+                return self._json(request, self._api_versions())
+            group, version, rest = "", parts[1], parts[2:]
+        elif head == "apis":
+            if len(parts) == 1:
+                return self._json(request, self._group_list())
+            if len(parts) == 2:
+                group_doc = self._group(parts[1])
+                if group_doc is None:
+                    raise self._no_route()
+                return self._json(request, group_doc)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise self._no_route()
+        served = self._groups.get((group, version))
+        if served is None:
+            raise self._no_route()
+        if not rest:
+            return self._json(request, self._resource_list(group, version, served))
+        namespace: str | None = None
+        namespaced = {d.plural: d for d in served if d.namespaced}
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] in namespaced:
+            namespace, d, rest = rest[1], namespaced[rest[2]], rest[3:]
+        else:
+            found = next((d for d in served if d.plural == rest[0]), None)
+            if found is None:
+                raise self._no_route()
+            d, rest = found, rest[1:]
+            if d.namespaced and rest:
+                raise self._no_route()  # a namespaced object needs its namespace in the path
+        if len(rest) > 2:
+            raise self._no_route()
+        name = rest[0] if rest else None
+        subresource = rest[1] if len(rest) > 1 else None
+        if subresource is not None and subresource not in d.subresources:
+            raise self._no_route()
+        return await self._resource(request, d, namespace, name, subresource)
+
+    @staticmethod
+    def _no_route() -> st.StatusError:
+        return st.StatusError(404, "NotFound", "the server could not find the requested resource",
+                              {})
+
+    # ------------------------------------------------------------ resources
+
+    @staticmethod
+    def _require(d: Descriptor, verb: str) -> None:
+        if not d.supports(verb):
+            raise st.method_not_allowed()
+
+    @staticmethod
+    def _manager(request: web.Request) -> str:
+        manager = request.query.get("fieldManager")
+        if manager:
+            return manager
+        agent = request.headers.get("User-Agent", "")
+        return agent.split("/")[0].strip() or "unknown"
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise st.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+        return bool(values)
+
+    async def _body(self, request: web.Request, d: Descriptor) -> Any:
+        raw = await request.read()
+        content_type = request.content_type
+        if content_type not in ("application/json", "application/yaml", "application/x-yaml",
+                                "application/octet-stream"):
+            # Notably protobuf (what `kubectl create configmap ...` sends): not spoken here.
+            raise st.StatusError(
+                415, "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types"
+                " include: application/json, application/yaml", {})
+        try:
+            if content_type in ("application/yaml", "application/x-yaml"):
+                return yaml.safe_load(raw.decode("utf-8"))
+            return msgspec.json.decode(raw)
+        except (msgspec.DecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise st.bad_request(
+                f"the object provided is unrecognized (must be of type {d.kind}): couldn't get"
+                f" version/kind; json parse error: {exc}"
+            ) from None
+
+    def _list_options(self, request: web.Request) -> ListOptions:
+        q = request.query
+        return ListOptions(
+            label_selector=q.get("labelSelector", ""),
+            field_selector=q.get("fieldSelector", ""),
+            limit=_int_param(q, "limit") or 0,
+            continue_=q.get("continue", ""),
+            resource_version=q.get("resourceVersion", ""),
+            resource_version_match=q.get("resourceVersionMatch", ""),
+        )
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = msgspec.json.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise st.bad_request(f"invalid DeleteOptions: {exc}") from None
+            if isinstance(body, dict):
+                options.update(body)
+        q = request.query
+        grace = _int_param(q, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if "propagationPolicy" in q:
+            options["propagationPolicy"] = q["propagationPolicy"]
+        if "orphanDependents" in q:
+            options["orphanDependents"] = _true(q["orphanDependents"])
+        if q.getall("dryRun", []):
+            options["dryRun"] = q.getall("dryRun")
+        return options
+
+    async def _resource(self, request: web.Request, d: Descriptor, namespace: str | None,
+                        name: str | None, subresource: str | None) -> web.StreamResponse:
+        method = request.method
+        registry = self.registry
+        if name is None:
+            if method == "GET":
+                if _true(request.query.get("watch")):
+                    self._require(d, "watch")
+                    return await self._watch(request, d, namespace)
+                self._require(d, "list")
+                listing = registry.list(d, namespace, self._list_options(request))
+                if wants_table(request.headers.get("Accept", "")):
+                    listing = table(d.group, d.kind, listing["items"], listing["metadata"])
+                return self._json(request, listing)
+            if method == "POST" and (namespace is not None or not d.namespaced):
+                self._require(d, "create")
+                body = await self._body(request, d)
+                created = registry.create(d, namespace, body, dry_run=self._dry_run(request),
+                                          manager=self._manager(request))
+                return self._json(request, created, 201)
+            if method == "DELETE" and (namespace is not None or not d.namespaced):
+                self._require(d, "deletecollection")
+                options = await self._delete_options(request)
+                dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
+                return self._json(request, registry.delete_collection(
+                    d, namespace, self._list_options(request), options, dry_run=dry_run))
+            raise st.method_not_allowed()
+        if subresource == "log":
+            if method != "GET":
+                raise st.method_not_allowed()
+            return await self._logs(request, d, namespace, name)
+        if subresource == "finalize" and method != "PUT":
+            raise st.method_not_allowed()
+        if method == "GET":
+            self._require(d, "get")
+            obj = registry.get(d, namespace, name)
+            if wants_table(request.headers.get("Accept", "")):
+                obj = table(d.group, d.kind, [obj],
+                            {"resourceVersion": meta(obj).get("resourceVersion")})
+            return self._json(request, obj)
+        if method == "PUT":
+            self._require(d, "update")
+            body = await self._body(request, d)
+            return self._json(request, registry.replace(
+                d, namespace, name, body, subresource=subresource,
+                dry_run=self._dry_run(request), manager=self._manager(request)))
+        if method == "PATCH":
+            self._require(d, "patch")
+            raw = await request.read()
+            fresh = (request.content_type == "application/apply-patch+yaml"
+                     and registry.find(d, namespace, name) is None)
+            patched = registry.patch(
+                d, namespace, name, raw, request.headers.get("Content-Type", ""),
+                subresource=subresource, dry_run=self._dry_run(request),
+                manager=self._manager(request), force=_true(request.query.get("force")),
+                field_manager_given=bool(request.query.get("fieldManager")))
+            return self._json(request, patched, 201 if fresh else 200)
+        if method == "DELETE" and subresource is None:
+            self._require(d, "delete")
+            options = await self._delete_options(request)
+            dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
+            return self._json(request, registry.delete(d, namespace, name, options,
+                                                       dry_run=dry_run))
+        raise st.method_not_allowed()
+
+    # ------------------------------------------------------------ watch
+
+    def _watch_start(self, request: web.Request, d: Descriptor,
+                     namespace: str | None,
+                     ) -> tuple[list[bytes], _Watch | None, Callable[[Obj], bool]]:
+        """Validate a watch and compute its first lines; subscribe it (in one step, with no
+        await in between, so no event can fall between the history and the live stream)."""
+        q = request.query
+        match = self.registry.matcher(d, namespace, q.get("labelSelector", ""),
+                                      q.get("fieldSelector", ""))
+        bookmarks = _true(q.get("allowWatchBookmarks"))
+        initial = _true(q.get("sendInitialEvents"))
+        rv = q.get("resourceVersion", "")
+        rv_match = q.get("resourceVersionMatch", "")
+        causes: list[st.Cause] = []
+        if not self.watch_list:
+            if rv_match:
+                causes.append(st.forbidden("resourceVersionMatch",
+                                           "resourceVersionMatch is forbidden for watch"))
+            initial = False
+        elif initial:
+            if rv_match != "NotOlderThan":
+                causes.append(st.forbidden(
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+            if not bookmarks:
+                causes.append(st.forbidden(
+                    "allowWatchBookmarks",
+                    "sendInitialEvents requires setting allowWatchBookmarks to true"))
+        elif rv_match:
+            causes.append(st.forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+        if causes:
+            raise _list_options_invalid(causes)
+        lines: list[bytes] = []
+        strategy = strategy_for(d)
+        line = self._line_encoder(request, d)
+        if initial or rv in ("", "0"):
+            for _key, obj in self.store.sorted_items(rid(d), namespace if d.namespaced else None):
+                if match(obj):
+                    lines.append(line("ADDED", obj))
+            if initial:
+                lines.append(line("BOOKMARK", _bookmark(d, self.store.rv, strategy.bookmark_body,
+                                                        initial_end=True)))
+        else:
+            try:
+                start = int(rv)
+            except ValueError:
+                raise st.bad_request(
+                    f'resourceVersion: Invalid value: "{rv}": must be a number') from None
+            try:
+                for event in self.store.events_after(start):
+                    if event.resource == rid(d):
+                        converted = _convert(event, match, line)
+                        if converted is not None:
+                            lines.append(converted)
+            except Expired as exc:
+                error = st.expired(str(exc)).body()
+                return [_line("ERROR", error)], None, match
+        watch = _Watch(rid(d))
+        self.store.subscribe(watch.on_event)
+        self._watches.add(watch)
+        return lines, watch, match
+
+    async def _watch(self, request: web.Request, d: Descriptor,
+                     namespace: str | None) -> web.StreamResponse:
+        q = request.query
+        timeout = _int_param(q, "timeoutSeconds")
+        # 0 (or nothing) means the server's own timeout, as kube-apiserver reads it.
+        deadline = time.monotonic() + (timeout if timeout else self.watch_timeout)
+        bookmarks = _true(q.get("allowWatchBookmarks"))
+        lines, watch, match = self._watch_start(request, d, namespace)
+        line = self._line_encoder(request, d)
+        rule = self.faults.take(request.method, request.path, watch=True)
+        response = web.StreamResponse(status=200, headers={
+            "Content-Type": "application/json", "Cache-Control": "no-cache, private"})
+        response.enable_chunked_encoding()
+        sent = 0
+        try:
+            await response.prepare(request)
+            if rule is not None and rule.action == "stall":
+                await self._stopping.wait()
+                self._abort(request)
+                return response
+            drop_after = rule.events if rule is not None else None
+
+            async def send(data: bytes) -> bool:
+                nonlocal sent
+                if drop_after is not None and sent >= drop_after:
+                    self._abort(request)
+                    return False
+                await response.write(data)
+                sent += 1
+                return True
+
+            for data in lines:
+                if not await send(data):
+                    return response
+            if watch is None:  # an ERROR event ends the watch
+                await response.write_eof()
+                return response
+            strategy = strategy_for(d)
+            next_bookmark = time.monotonic() + self.bookmark_interval
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            try:
+                while True:
+                    now = time.monotonic()
+                    wake = min(deadline, next_bookmark) if bookmarks else deadline
+                    if now >= deadline:
+                        if bookmarks:  # as the real server does shortly before a timeout
+                            await send(line("BOOKMARK", _bookmark(d, self.store.rv,
+                                                                  strategy.bookmark_body)))
+                        break
+                    if bookmarks and now >= next_bookmark:
+                        next_bookmark = now + self.bookmark_interval
+                        await watch.queue.put(("bookmark", None))
+                    getter = asyncio.ensure_future(watch.queue.get())
+                    done, _pending = await asyncio.wait({getter, stopping},
+                                                        timeout=max(0.0, wake - now),
+                                                        return_when=asyncio.FIRST_COMPLETED)
+                    if getter not in done:
+                        getter.cancel()
+                        if stopping in done:
+                            break
+                        continue
+                    kind, payload = getter.result()
+                    if kind == "end":
+                        if payload:
+                            self._abort(request)
+                            return response
+                        break
+                    if kind == "bookmark":
+                        if bookmarks:
+                            mark = line("BOOKMARK", _bookmark(d, self.store.rv,
+                                                              strategy.bookmark_body))
+                            if not await send(mark):
+                                return response
+                        continue
+                    converted = _convert(payload, match, line)
+                    if converted is not None and not await send(converted):
+                        return response
+            finally:
+                stopping.cancel()
+            await response.write_eof()
+            return response
+        except (ConnectionResetError, ConnectionError):
+            return response
+        finally:
+            if watch is not None:
+                self.store.unsubscribe(watch.on_event)
+                self._watches.discard(watch)
+
+    @staticmethod
+    def _line_encoder(request: web.Request, d: Descriptor) -> LineEncoder:
+        """How this watch writes events: objects, or one-row Tables for kubectl."""
+        if not wants_table(request.headers.get("Accept", "")):
+            return _line
+
+        def as_table(kind: str, obj: Mapping[str, Any]) -> bytes:
+            if kind in ("BOOKMARK", "ERROR"):
+                return _line(kind, obj)
+            return _line(kind, table(d.group, d.kind, [obj],
+                                     {"resourceVersion": meta(obj).get("resourceVersion")}))
+
+        return as_table
+
+    @staticmethod
+    def _abort(request: web.Request) -> None:
+        if request.transport is not None:
+            request.transport.abort()
+
+    # ------------------------------------------------------------ logs
+
+    async def _logs(self, request: web.Request, d: Descriptor, namespace: str | None,
+                    name: str) -> web.StreamResponse:
+        pod = self.registry.get(d, namespace, name)
+        q = request.query
+        spec = pod.get("spec") or {}
+        containers = [str(c.get("name")) for c in spec.get("containers") or []]
+        init_containers = [str(c.get("name")) for c in spec.get("initContainers") or []]
+        container = q.get("container", "")
+        if not container:
+            if len(containers) == 1:
+                container = containers[0]
+            elif not containers:
+                raise st.bad_request(f"a container name must be specified for pod {name}")
+            else:
+                message = (f"a container name must be specified for pod {name}, choose one of:"
+                           f" [{' '.join(containers)}]")
+                if init_containers:
+                    message += f" or one of the init containers: [{' '.join(init_containers)}]"
+                raise st.bad_request(message)
+        elif container not in containers + init_containers:
+            raise st.bad_request(f"container {container} is not valid for pod {name}")
+        ns = namespace or ""
+        previous = _true(q.get("previous"))
+        if previous and not self.logs.has_previous(ns, name, container):
+            raise st.bad_request(
+                f'previous terminated container "{container}" in pod "{name}" not found')
+        lines = self.logs.lines(ns, name, container, previous=previous)
+        if not lines and not self.logs.has_any(ns, name) and not previous:
+            if not spec.get("nodeName"):
+                return web.Response(status=204)  # not scheduled yet: no log to show
+            if (pod.get("status") or {}).get("phase") == "Pending":
+                raise st.bad_request(
+                    f'container "{container}" in pod "{name}" is waiting to start:'
+                    " ContainerCreating")
+        tail = _int_param(q, "tailLines")
+        since = _int_param(q, "sinceSeconds")
+        since_time = q.get("sinceTime")
+        limit = _int_param(q, "limitBytes")
+        timestamps = _true(q.get("timestamps"))
+        cutoff: datetime | None = None
+        if since is not None:
+            cutoff = datetime.now(timezone.utc) - timedelta(seconds=since)
+        elif since_time:
+            try:
+                cutoff = parse_time(since_time)
+            except ValueError:
+                raise st.bad_request(f'sinceTime: Invalid value: "{since_time}"') from None
+
+        def render(entries: list[tuple[datetime, str]]) -> bytes:
+            out = []
+            for at, text in entries:
+                if cutoff is not None and at < cutoff:
+                    continue
+                prefix = at.strftime("%Y-%m-%dT%H:%M:%S.%f000Z ") if timestamps else ""
+                out.append(f"{prefix}{text}\n")
+            return "".join(out).encode("utf-8")
+
+        selected = lines[-tail:] if tail is not None and tail > 0 else ([] if tail == 0 else lines)
+        body = render(list(selected))
+        if limit is not None:
+            body = body[:limit]
+        if not _true(q.get("follow")) or previous:
+            return web.Response(body=body, headers={"Content-Type": "text/plain"})
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        written = len(body)
+        if body:
+            await response.write(body)
+        seen = len(lines)
+        uid = meta(pod).get("uid")
+        try:
+            while limit is None or written < limit:
+                changed = self.logs.changed()
+                current = self.logs.lines(ns, name, container)
+                if len(current) > seen:
+                    chunk = render(current[seen:])
+                    seen = len(current)
+                    if limit is not None:
+                        chunk = chunk[: limit - written]
+                    if chunk:
+                        await response.write(chunk)
+                        written += len(chunk)
+                    continue
+                live = self.registry.find(d, namespace, name)
+                if (live is None or meta(live).get("uid") != uid
+                        or (live.get("status") or {}).get("phase") in ("Succeeded", "Failed")):
+                    break
+                if self._stopping.is_set():
+                    break
+                stopping = asyncio.ensure_future(self._stopping.wait())
+                waiter = asyncio.ensure_future(changed.wait())
+                try:
+                    await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopping.cancel()
+                    waiter.cancel()
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        return response
+
+    # ------------------------------------------------------------ discovery
+
+    def _root_paths(self) -> list[str]:
+        paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3",
+                 "/readyz", "/version"]
+        for group, version in self._groups:
+            if group:
+                paths += [f"/apis/{group}", f"/apis/{group}/{version}"]
+        return sorted(set(paths))
+
+    def _api_versions(self) -> dict[str, Any]:
+        address = f"{self.host}:{self.port}"
+        return {"kind": "APIVersions", "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
+                                                "serverAddress": address}]}
+
+    def _group(self, group: str) -> dict[str, Any] | None:
+        versions = [v for (g, v) in self._groups if g == group]
+        if not group or not versions:
+            return None
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": entries,
+                "preferredVersion": entries[0]}
+
+    def _group_list(self) -> dict[str, Any]:
+        groups = []
+        for group in dict.fromkeys(g for (g, _v) in self._groups if g):
+            doc = self._group(group)
+            assert doc is not None
+            groups.append({k: v for k, v in doc.items() if k not in ("kind", "apiVersion")})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    def _resource_list(self, group: str, version: str,
+                       served: list[Descriptor]) -> dict[str, Any]:
+        resources: list[dict[str, Any]] = []
+        for d in sorted(served, key=lambda d: d.plural):
+            strategy = strategy_for(d)
+            entry: dict[str, Any] = {"name": d.plural, "singularName": "",
+                                     "namespaced": d.namespaced, "kind": d.kind,
+                                     "verbs": sorted(d.verbs)}
+            if d.short_names:
+                entry["shortNames"] = list(d.short_names)
+            if strategy.categories:
+                entry["categories"] = list(strategy.categories)
+            resources.append(entry)
+            for sub in sorted(d.subresources):
+                resources.append({"name": f"{d.plural}/{sub}", "singularName": "",
+                                  "namespaced": d.namespaced, "kind": d.kind,
+                                  "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})
+        doc: dict[str, Any] = {"kind": "APIResourceList"}
+        if group:
+            doc["apiVersion"] = "v1"
+        doc["groupVersion"] = f"{group}/{version}" if group else version
+        doc["resources"] = resources
+        return doc
+
+    # ------------------------------------------------------------ openapi
+
+    def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        if parts == ["v3"]:
+            index = {}
+            for (group, version), served in self._groups.items():
+                key = f"apis/{group}/{version}" if group else f"api/{version}"
+                digest = hashlib.sha256(
+                    json.dumps(self._openapi_v3(group, version, served), sort_keys=True).encode()
+                ).hexdigest()[:16].upper()
+                index[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
+            return self._json(request, {"paths": index})
+        if parts[:1] == ["v3"] and len(parts) >= 3:
+            if parts[1] == "api" and len(parts) == 3:
+                group, version = "", parts[2]
+            elif parts[1] == "apis" and len(parts) == 4:
+                group, version = parts[2], parts[3]
+            else:
+                raise self._no_route()
+            documented = self._groups.get((group, version))
+            if documented is None:
+                raise self._no_route()
+            return self._json(request, self._openapi_v3(group, version, documented))
+        raise self._no_route()
+
+    def _openapi_v3(self, group: str, version: str,
+                    served: list[Descriptor]) -> dict[str, Any]:
+        """A minimal OpenAPI v3 document: paths and operations with the
+        ``x-kubernetes-group-version-kind`` and the query parameters kubectl looks for
+        (``fieldValidation``, ``dryRun``, ``fieldManager``); schemas are left out."""
+        paths: dict[str, Any] = {}
+        query = [{"name": n, "in": "query", "schema": {"type": "string"}}
+                 for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
+        for d in served:
+            gvk = {"group": d.group, "version": d.version, "kind": d.kind}
+
+            def op(action: str, d: Descriptor = d, gvk: dict[str, str] = gvk) -> dict[str, Any]:
+                return {"operationId": f"{action}{d.kind}", "parameters": list(query),
+                        "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+                        "responses": {"200": {"description": "OK"}}}
+
+            base = d.api_prefix + ("/namespaces/{namespace}" if d.namespaced else "")
+            paths[f"{base}/{d.plural}"] = {"get": op("list"), "post": op("post"),
+                                           "delete": op("deletecollection")}
+            paths[f"{base}/{d.plural}/{{name}}"] = {
+                "get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}
+            for sub in sorted(d.subresources):
+                paths[f"{base}/{d.plural}/{{name}}/{sub}"] = {"get": op("get")} | (
+                    {"put": op("put"), "patch": op("patch")} if sub == "status" else {})
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": self.version.get("gitVersion", "")},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }
+
+
+def _line(kind: str, obj: Mapping[str, Any]) -> bytes:
+    return _ENCODER.encode({"type": kind, "object": obj}) + b"\n"
+
+
+def _bookmark(d: Descriptor, rv: int, body: Mapping[str, Any], *,
+              initial_end: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
+    if initial_end:
+        metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+    return {"kind": d.kind, "apiVersion": d.api_version, "metadata": metadata, **body}
+
+
+def _convert(event: Event, match: Callable[[Obj], bool],
+             line: LineEncoder | None = None) -> bytes | None:
+    """What one watcher sees of a change, given its selectors (as the watch cache does):
+    an object that starts matching is ADDED, one that stops matching is DELETED."""
+    line = line or _line
+    current = event.obj if event.type != "DELETED" else None
+    now_matches = current is not None and match(current)
+    was_matching = event.old is not None and match(event.old)
+    if now_matches and not was_matching:
+        assert current is not None
+        return line("ADDED", current)
+    if now_matches and was_matching:
+        assert current is not None
+        return line("MODIFIED", current)
+    if was_matching and event.old is not None:
+        gone: Obj = dict(event.old)
+        gone["metadata"] = {**meta(event.old), "resourceVersion": str(event.rv)}
+        return line("DELETED", gone)
+    return None

@@ -1,0 +1,145 @@
+"""``python -m kubeasync serve``, and kubectl against it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+import kubeasync
+from kubeasync.__main__ import main
+
+REPO = Path(__file__).resolve().parent.parent
+KUBECTL = shutil.which("kubectl")
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "serve" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], kubeconfig: Path) -> None:
+        self.process = process
+        self.kubeconfig = kubeconfig
+        document = yaml.safe_load(kubeconfig.read_text())
+        self.url = document["clusters"][0]["cluster"]["server"]
+        self.token = document["users"][0]["user"].get("token")
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    kubeconfig = tmp_path / "kubeconfig"
+    extra = getattr(request, "param", ())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kubeasync", "serve", "--port", "0", "--fast",
+         "--kubeconfig", str(kubeconfig), *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not kubeconfig.exists() or not kubeconfig.read_text().strip():
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "serve did not write its kubeconfig"
+            time.sleep(0.05)
+        yield Served(process, kubeconfig)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        if process.stdout:
+            process.stdout.close()
+
+
+@pytest.mark.parametrize("served", [("--token", "t0ken")], indirect=True)
+def test_serve_until_sigterm(served):
+    assert oct(served.kubeconfig.stat().st_mode & 0o777) == "0o600"
+    assert served.token == "t0ken"
+
+    async def use() -> list[str]:
+        config = kubeasync.ClusterConfig.from_token(served.url, served.token)
+        async with kubeasync.Client(config) as kube:
+            await kube.config_maps.create({"metadata": {"name": "hello"}})
+            return [c.metadata.name for c in (await kube.config_maps.list()).items]
+
+    assert asyncio.run(use()) == ["hello"]
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(10) == 0
+    assert served.process.stdout is not None
+    output = served.process.stdout.read()
+    assert f"listening on {served.url}" in output and "stopping" in output
+
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+  labels: {app: hello}
+  annotations:
+    kubeasync.testing/log: "hello from the fake node"
+spec:
+  containers:
+  - name: main
+    image: busybox:1.36
+"""
+
+
+# No --token here: kubectl (client-go) sends no bearer token to a plain-http server.
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
+def test_kubectl_against_serve(served, tmp_path):
+    assert KUBECTL is not None
+    env = {**os.environ, "KUBECONFIG": str(served.kubeconfig), "HOME": str(tmp_path)}
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(POD)
+
+    def kubectl(*args: str) -> str:
+        result = subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result.stdout + result.stderr
+
+    assert "No resources found in default namespace" in kubectl("get", "pods")
+    watcher = subprocess.Popen([KUBECTL, "get", "pods", "-w"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # If "Running" never shows, the loop below must still end: kill the watch in time.
+    guard = threading.Timer(30, watcher.kill)
+    guard.start()
+    try:
+        assert "pod/hello created" in kubectl("apply", "-f", str(manifest))
+        assert watcher.stdout is not None
+        seen = []
+        for line in watcher.stdout:
+            seen.append(line)
+            if "Running" in line:
+                break
+        assert seen[0].split()[:4] == ["NAME", "READY", "STATUS", "RESTARTS"]
+        assert any(line.split()[:3] == ["hello", "0/1", "Pending"] for line in seen)
+    finally:
+        guard.cancel()
+        watcher.kill()
+        watcher.wait(5)
+        if watcher.stdout:
+            watcher.stdout.close()
+    assert "pod/hello unchanged" in kubectl("apply", "-f", str(manifest))
+    wide = kubectl("get", "pods", "-o", "wide")
+    assert "Running" in wide and "fake-node" in wide
+    assert "hello from the fake node" in kubectl("logs", "hello")
+    assert 'pod "hello" deleted' in kubectl("delete", "pod", "hello")
+    assert "No resources found" in kubectl("get", "pods")

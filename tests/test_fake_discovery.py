@@ -1,0 +1,104 @@
+"""Discovery, version, health and OpenAPI documents, and routing errors."""
+
+from __future__ import annotations
+
+import pytest
+
+import kubeasync
+from kubeasync.resources import BUILTIN_RESOURCES, custom_resource
+from kubeasync.testing import FakeApiServer
+
+
+async def test_version_and_health(api):
+    status, version = await api("GET", "/version")
+    assert status == 200 and version["major"] == "1" and version["gitVersion"] == "v1.20.2"
+    for path in ("/healthz", "/readyz", "/livez"):
+        assert await api("GET", path) == (200, "ok")
+
+
+async def test_core_and_group_discovery(api, fake_apiserver):
+    _, versions = await api("GET", "/api")
+    assert versions["kind"] == "APIVersions" and versions["versions"] == ["v1"]
+    assert versions["serverAddressByClientCIDRs"][0]["serverAddress"].endswith(
+        f":{fake_apiserver.port}")
+    _, groups = await api("GET", "/apis")
+    assert groups["kind"] == "APIGroupList"
+    assert groups["groups"] == [{"name": "batch",
+                                 "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+                                 "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}]
+    _, group = await api("GET", "/apis/batch")
+    assert group["kind"] == "APIGroup" and group["name"] == "batch"
+
+
+async def test_resource_lists_come_from_the_table(api):
+    _, core = await api("GET", "/api/v1")
+    assert core["kind"] == "APIResourceList" and core["groupVersion"] == "v1"
+    assert "apiVersion" not in core  # as the real /api/v1 answer
+    by_name = {r["name"]: r for r in core["resources"]}
+    pods = by_name["pods"]
+    assert (pods["kind"], pods["namespaced"], pods["shortNames"]) == ("Pod", True, ["po"])
+    assert pods["verbs"] == ["create", "delete", "deletecollection", "get", "list", "patch",
+                             "update", "watch"]
+    assert by_name["pods/status"]["verbs"] == ["get", "patch", "update"]
+    assert by_name["pods/log"] == {"name": "pods/log", "singularName": "", "namespaced": True,
+                                   "kind": "Pod", "verbs": ["get"]}
+    assert "deletecollection" not in by_name["services"]["verbs"]
+    assert by_name["namespaces"]["namespaced"] is False
+    assert by_name["namespaces/finalize"]["verbs"] == ["update"]
+    _, batch = await api("GET", "/apis/batch/v1")
+    assert batch["groupVersion"] == "batch/v1" and batch["apiVersion"] == "v1"
+    assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status"}
+    served = {r["name"] for r in core["resources"] + batch["resources"] if "/" not in r["name"]}
+    assert served == {d.plural for d in BUILTIN_RESOURCES}
+
+
+async def test_openapi_v3(api):
+    _, index = await api("GET", "/openapi/v3")
+    assert set(index["paths"]) == {"api/v1", "apis/batch/v1"}
+    status, doc = await api("GET", index["paths"]["apis/batch/v1"]["serverRelativeURL"])
+    assert status == 200 and doc["openapi"].startswith("3.")
+    patch = doc["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "batch", "version": "v1",
+                                                        "kind": "Job"}
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v2/pods", "/api/v1/foos", "/apis/apps/v1", "/apis/nope", "/nothing",
+    "/api/v1/pods/x",  # a namespaced object needs its namespace
+    "/api/v1/namespaces/default/configmaps/c/status",  # configmaps have no status
+    "/api/v1/namespaces/default/pods/p/status/extra",
+])
+async def test_unknown_paths(api, path):
+    status, body = await api("GET", path)
+    assert status == 404
+    assert body["kind"] == "Status" and body["reason"] == "NotFound"
+
+
+async def test_unsupported_verbs(api):
+    status, body = await api("POST", "/api/v1/namespaces/default/pods/p", {})
+    assert status == 405 and body["reason"] == "MethodNotAllowed"
+    assert (await api("DELETE", "/api/v1/namespaces/default/pods/p/status"))[0] == 405
+
+
+async def test_custom_resources_are_served_from_their_descriptor():
+    widgets = custom_resource(group="example.com", version="v1", kind="Widget", plural="widgets")
+    async with FakeApiServer(resources=(*BUILTIN_RESOURCES, widgets)) as server, \
+            kubeasync.Client(server.config()) as kube:
+        api = kube.resource(widgets)
+        created = await api.create({"metadata": {"name": "w1"}, "spec": {"size": 3}},
+                                   namespace="default")
+        assert created["metadata"]["uid"] and created["spec"] == {"size": 3}
+        page = await api.list(namespace="default")
+        assert [w["metadata"]["name"] for w in page["items"]] == ["w1"]
+        patched = await api.patch("w1", {"spec": {"size": 4}}, namespace="default")
+        assert patched["spec"]["size"] == 4
+        with pytest.raises(kubeasync.UnsupportedMediaType):
+            await api.patch("w1", {"spec": {}}, namespace="default",
+                            patch_type=kubeasync.PatchType.STRATEGIC)
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http, \
+                http.get(server.url + "/apis/example.com/v1") as r:
+            doc = await r.json()
+        assert doc["resources"][0]["kind"] == "Widget"
