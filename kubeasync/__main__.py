@@ -1,5 +1,6 @@
 """The ``kubeasync`` command line.
 
+    python -m kubeasync demo
     python -m kubeasync serve --port 8080 --kubeconfig ./fake.kubeconfig
 
 Each subcommand is one function that adds its parser (see :data:`COMMANDS`); adding a
@@ -68,7 +69,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [_add_serve]
+def _add_demo(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a ten-second tour of kubeasync on the embedded API server",
+        description="Create a Job, Pods, a Service and a PVC in a scratch namespace while"
+        " watch loops print every event; follow a pod's log; list with selectors and"
+        " pagination; delete with DeleteOptions; clean up. Runs on the embedded API server"
+        " unless --kubeconfig names a real cluster.",
+    )
+    parser.add_argument("--kubeconfig", metavar="PATH",
+                        help="run against this cluster instead of the embedded server")
+    parser.add_argument("--context", help="the kubeconfig context to use")
+    parser.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import demo_main
+
+    asyncio.run(demo_main(args.kubeconfig, args.context))
+    return 0
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [_add_demo, _add_serve]
 """Every subcommand's parser builder, in the order ``--help`` lists them."""
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .api import Client
+from .api import Client, object_key
 from .config import ClusterConfig
 from .errors import ApiError
 from .models import Status
@@ -41,6 +41,10 @@ class DemoReport:
     listed: dict[str, list[str]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+
+
+def _names(items: list[Any] | None) -> list[str]:
+    return [object_key(item)[1] for item in items or []]
 
 
 class _Table:
@@ -96,7 +100,7 @@ async def _wait_for_pod(kube: Client, namespace: str, selector: dict[str, str],
     deadline = time.monotonic() + WAIT_FOR_POD
     while time.monotonic() < deadline:
         pods = await kube.pods.list(namespace=namespace, label_selector=selector)
-        for pod in pods.items:
+        for pod in pods.items or []:
             if pod.status is not None and pod.status.phase in phases:
                 return pod
         await asyncio.sleep(0.1)
@@ -161,35 +165,39 @@ async def run_demo(kube: Client, *, out: TextIO = sys.stdout,
                   file=out)
         else:
             name = job_pod.metadata.name
-            if append_log is not None:
-                asyncio.create_task(_write_lines(append_log, ns, name))
+            writer = (asyncio.create_task(_write_lines(append_log, ns, name))
+                      if append_log is not None else None)
             with contextlib.suppress(ApiError, asyncio.TimeoutError):
                 await asyncio.wait_for(_follow_log(kube, ns, name, report, out), 6)
+            if writer is not None:
+                await writer
 
         report.steps.append("list")
         table.say("listing with selectors and pagination")
         front = await kube.pods.list(namespace=ns, label_selector={"app": "web", "tier": "front"})
-        report.listed["app=web,tier=front"] = [p.metadata.name for p in front.items]
+        report.listed["app=web,tier=front"] = _names(front.items)
         print(f"  app=web,tier=front     -> {report.listed['app=web,tier=front']}", file=out)
         pages: list[list[str]] = []
-        page = await kube.pods.list(namespace=ns, label_selector="app=web", limit=2)
+        token: str | None = None
         while True:
-            pages.append([p.metadata.name for p in page.items])
-            if not page.metadata.continue_:
-                break
             page = await kube.pods.list(namespace=ns, label_selector="app=web", limit=2,
-                                        continue_=page.metadata.continue_)
+                                        continue_=token)
+            pages.append(_names(page.items))
+            token = page.metadata.continue_ if page.metadata is not None else None
+            if not token:
+                break
         report.listed["pages of 2"] = [n for p in pages for n in p]
         print(f"  app=web, limit=2       -> pages {pages}", file=out)
         running = await kube.pods.list(namespace=ns, field_selector={"status.phase": "Running"})
-        report.listed["status.phase=Running"] = [p.metadata.name for p in running.items]
+        report.listed["status.phase=Running"] = _names(running.items)
         print(f"  status.phase=Running   -> {report.listed['status.phase=Running']}", file=out)
 
         report.steps.append("delete")
         table.say("deleting with DeleteOptions, then a delete collection")
         web0 = await kube.pods.get("web-0", namespace=ns)
+        uid = web0.metadata.uid if web0.metadata is not None else None
         await kube.pods.delete("web-0", namespace=ns, grace_period_seconds=0,
-                               preconditions={"uid": web0.metadata.uid})
+                               preconditions={"uid": uid or ""})
         report.deleted.append("pod/web-0")
         answer = await kube.jobs.delete("reports", namespace=ns, propagation_policy="Background")
         report.deleted.append("job/reports")
@@ -198,11 +206,11 @@ async def run_demo(kube: Client, *, out: TextIO = sys.stdout,
         gone = await kube.pods.delete_collection(namespace=ns, label_selector={"app": "web"},
                                                  grace_period_seconds=0)
         if not isinstance(gone, Status):
-            report.deleted += [f"pod/{p.metadata.name}" for p in gone.items]
+            report.deleted += [f"pod/{n}" for n in _names(gone.items)]
         services = await kube.services.delete_collection(namespace=ns,
                                                          label_selector={"app": "web"})
         if not isinstance(services, Status):
-            report.deleted += [f"service/{s.metadata.name}" for s in services.items]
+            report.deleted += [f"service/{n}" for n in _names(services.items)]
         await kube.persistent_volume_claims.delete("reports-data", namespace=ns)
         report.deleted.append("persistentvolumeclaim/reports-data")
         print(f"  deleted: {', '.join(report.deleted)}", file=out)

@@ -11,7 +11,7 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, Credential, RefreshingAuth, RetryPolicy
-from tests.helpers.fake_apiserver import bearer, serve
+from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import ca_fixture  # noqa: F401 - pytest fixture
 
 

@@ -16,7 +16,7 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, RetryPolicy
-from tests.helpers.fake_apiserver import serve
+from tests.helpers.tls_apiserver import serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
     ca_fixture,

@@ -17,7 +17,7 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, ConfigError, RetryPolicy
-from tests.helpers.fake_apiserver import bearer, serve
+from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
     ca_fixture,

@@ -11,7 +11,7 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, ConfigError
-from tests.helpers.fake_apiserver import bearer, serve
+from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     ca_fixture,
     isolated_env_fixture,

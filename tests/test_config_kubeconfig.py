@@ -14,7 +14,7 @@ import trustme
 import kubeasync
 from kubeasync import ClusterConfig, RetryPolicy
 from tests.helpers.connect_proxy import connect_proxy
-from tests.helpers.fake_apiserver import bearer, serve
+from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
     ca_file,

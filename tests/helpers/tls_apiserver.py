@@ -33,7 +33,7 @@ def bearer(token: str) -> str:
 
 
 @dataclass
-class FakeApiServer:
+class TlsApiServer:
     url: str
     accepted_authorizations: set[str] = field(default_factory=set)
     accepted_client_names: set[str] = field(default_factory=set)
@@ -92,7 +92,7 @@ async def serve(
     *,
     hostnames: Iterable[str] = ("127.0.0.1", "localhost"),
     require_client_cert: bool = False,
-) -> AsyncIterator[FakeApiServer]:
+) -> AsyncIterator[TlsApiServer]:
     """Serve over TLS with a certificate for ``hostnames`` issued by ``ca``.
 
     Client certificates issued by ``ca`` are checked when presented, and required when
@@ -103,7 +103,7 @@ async def serve(
     ca.configure_trust(context)
     context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     app = web.Application()
-    server = FakeApiServer(url="")
+    server = TlsApiServer(url="")
     app.router.add_route("*", "/{tail:.*}", server.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
