@@ -11,8 +11,8 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, Credential, RefreshingAuth, RetryPolicy
-from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import ca_fixture  # noqa: F401 - pytest fixture
+from tests.helpers.tls_apiserver import bearer, serve
 
 
 class VaultToken(RefreshingAuth):

@@ -16,7 +16,6 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, RetryPolicy
-from tests.helpers.tls_apiserver import serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
     ca_fixture,
@@ -24,6 +23,7 @@ from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     one_context_kubeconfig,
     write_kubeconfig,
 )
+from tests.helpers.tls_apiserver import serve
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -17,7 +17,6 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, ConfigError, RetryPolicy
-from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
     ca_fixture,
@@ -25,6 +24,7 @@ from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     one_context_kubeconfig,
     write_kubeconfig,
 )
+from tests.helpers.tls_apiserver import bearer, serve
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -11,13 +11,13 @@ import trustme
 
 import kubeasync
 from kubeasync import ClusterConfig, ConfigError
-from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     ca_fixture,
     isolated_env_fixture,
     one_context_kubeconfig,
     write_kubeconfig,
 )
+from tests.helpers.tls_apiserver import bearer, serve
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

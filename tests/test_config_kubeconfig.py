@@ -14,7 +14,6 @@ import trustme
 import kubeasync
 from kubeasync import ClusterConfig, RetryPolicy
 from tests.helpers.connect_proxy import connect_proxy
-from tests.helpers.tls_apiserver import bearer, serve
 from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     b64,
     ca_file,
@@ -24,6 +23,7 @@ from tests.helpers.fixtures import (  # noqa: F401 - pytest fixtures
     one_context_kubeconfig,
     write_kubeconfig,
 )
+from tests.helpers.tls_apiserver import bearer, serve
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
