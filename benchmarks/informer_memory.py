@@ -1,6 +1,6 @@
 """Memory of an informer holding 100,000 pods, with and without a transform.
 
-    python benchmarks/informer_memory.py                 # 100,000 pods, about 3 minutes
+    python benchmarks/informer_memory.py                 # 100,000 pods, about 2 minutes
     python benchmarks/informer_memory.py --pods 20000    # quicker
 
 Method. A separate *server process* (this script with ``--serve``) holds the pods as
