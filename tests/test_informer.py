@@ -262,8 +262,13 @@ async def test_all_namespaces_and_server_side_selectors(
         await kube.pods.create(pod("db-1", "shop", app="db"))
         await eventually(lambda: web.get("web-1", namespace="shop") is not None, "web-1")
         assert web.get("db-1", namespace="shop") is None
-    [query] = watch_requests(fake_apiserver, "/api/v1/pods?")
-    assert "labelSelector=app%3Dweb" in query
+    async with informer(kube, namespace="shop", field_selector={"metadata.name": "db-0"}) as db:
+        await asyncio.wait_for(db.wait_synced(), 5)
+        assert sorted(store_state(db)) == [("shop", "db-0")]
+    web_query, db_query = watch_requests(fake_apiserver, "/pods?")
+    assert web_query.startswith("/api/v1/pods?") and "labelSelector=app%3Dweb" in web_query
+    assert "/namespaces/shop/pods?" in db_query
+    assert "fieldSelector=metadata.name%3Ddb-0" in db_query
 
 
 async def test_list_evaluates_label_selectors_locally_as_the_server_does(
