@@ -6,6 +6,11 @@
         pod = await kube.pods.get("web-0", namespace="default")
         async for event in kube.pods.watch(namespace="default"):
             print(event.type, event.object.metadata.name)
+
+        async with kube.pods.informer(namespace="default") as pods:   # a shared local cache
+            await pods.wait_synced()
+            async for change in pods.changes():
+                print(change.type, change.name)
 """
 
 from ._version import __version__
@@ -43,6 +48,7 @@ from .errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from .informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
 from .request import PatchType, PropagationPolicy, Request
 from .resources import (
     BUILTIN_RESOURCES,
@@ -86,6 +92,9 @@ __all__ = [
     "BasicAuth",
     "BearerToken",
     "BookmarkEvent",
+    "Change",
+    "ChangeStream",
+    "ChangesLagged",
     "Client",
     "ClientCertificate",
     "ClusterConfig",
@@ -98,6 +107,7 @@ __all__ = [
     "ExecPlugin",
     "Forbidden",
     "Gone",
+    "Informer",
     "Invalid",
     "KubeError",
     "LogStream",
@@ -126,4 +136,5 @@ __all__ = [
     "Watcher",
     "__version__",
     "custom_resource",
+    "drop_managed_fields",
 ]

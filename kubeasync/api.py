@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from .config import ClusterConfig, autodetect
 from .errors import Gone, NotFound
+from .informer import Informer, shared_informer, stop_informers
 from .models import (
     ConfigMap,
     ConfigMapList,
@@ -499,6 +500,7 @@ class ResourceApi(Generic[T, L]):
         page_size: int = 500,
         backoff: Backoff | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        transform: Callable[[T], T] | None = None,
     ) -> Watcher[T]:
         """A resilient watch: the current objects (as ADDED), then every change.
 
@@ -522,6 +524,8 @@ class ResourceApi(Generic[T, L]):
             page_size: objects per page of the initial list.
             backoff: the :class:`~kubeasync.watch.Backoff` after failures (0.8 s -> 30 s).
             max_line_bytes: the largest event accepted (default 32 MiB).
+            transform: applied to every object before it is recorded and yielded, e.g.
+                :func:`~kubeasync.informer.drop_managed_fields` to save memory.
         """
         return Watcher(
             self._session,
@@ -532,6 +536,47 @@ class ResourceApi(Generic[T, L]):
             resource_version=resource_version,
             send_initial_events=send_initial_events,
             bookmarks=bookmarks,
+            timeout_seconds=timeout_seconds,
+            idle_timeout=idle_timeout,
+            page_size=page_size,
+            backoff=backoff,
+            max_line_bytes=max_line_bytes,
+            transform=transform,
+        )
+
+    def informer(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: object = None,
+        field_selector: object = None,
+        transform: Callable[[T], T] | None = None,
+        send_initial_events: bool | None = None,
+        timeout_seconds: int = 300,
+        idle_timeout: float | None = None,
+        page_size: int = 500,
+        backoff: Backoff | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> Informer[T]:
+        """A shared local cache of the collection, kept current by one resilient watch.
+
+        The same arguments on the same client give the same :class:`~kubeasync.Informer`
+        (selectors compare in their string form, ``transform`` by identity). Start it
+        with ``async with``, then ``await informer.wait_synced()``, ``get()``, ``list()``,
+        ``add_index()``/``by_index()`` and ``async for change in informer.changes()``;
+        see ``docs/informer.md``. ``transform`` is applied to every object before it is
+        stored (e.g. :func:`~kubeasync.informer.drop_managed_fields`); the other options
+        are :meth:`watch`'s.
+        """
+        return shared_informer(
+            self._session,
+            self.descriptor,
+            namespace=self._collection_namespace(namespace, all_namespaces),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            transform=transform,
+            send_initial_events=send_initial_events,
             timeout_seconds=timeout_seconds,
             idle_timeout=idle_timeout,
             page_size=page_size,
@@ -760,7 +805,8 @@ class Client:
         return await self.session.request(Request("GET", "/version"), decoder_for(Info))
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Stop the client's informers and close every connection."""
+        await stop_informers(self.session)
         await self.session.close()
 
     async def __aenter__(self) -> Client:

@@ -59,6 +59,15 @@ checkpoint up to which everything has been yielded. ::
         401 (after the session's one credential refresh), 403, 404, other 4xx, an
         undecodable event, a line over the size limit -> raised out of ``async for``
 
+Batches: ``async for`` yields a resync's events as they are computed, page by page (a
+caller sees the first objects before the list is complete). :meth:`Watcher.next_batch`
+instead holds a resync's events back until it is complete and returns them together (an
+empty list when nothing changed), and a live event alone; so a caller that applies one
+batch without awaiting in between never exposes half of a resync (the informer does so).
+
+``transform`` (optional) is applied to every object before the watcher records or yields
+it, so ``seen`` holds the transformed objects (e.g. without ``managedFields``).
+
 Backoff grows from 0.8 s to 30 s with jitter, honours ``Retry-After`` /
 ``retryAfterSeconds``, and starts again from the bottom once no failure happened for two
 minutes (as client-go's reflector and kube-rs's watcher do).
@@ -659,7 +668,10 @@ class Watcher(Generic[T]):
         page_size: int = 500,
         backoff: Backoff | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        transform: Callable[[T], T] | None = None,
     ) -> None:
+        if transform is not None and not callable(transform):
+            raise ValueError(f"transform must be a callable or None, got {transform!r}")
         if resource_version is not None and (
             not isinstance(resource_version, str) or not resource_version
         ):
@@ -688,6 +700,7 @@ class Watcher(Generic[T]):
             render_field_selector(field_selector) or None if field_selector is not None else None
         )
         self.backoff = backoff if backoff is not None else Backoff()
+        self.transform = transform
         self.bookmarks = bookmarks
         self.send_initial_events = send_initial_events
         self.namespace = namespace
@@ -709,6 +722,9 @@ class Watcher(Generic[T]):
         self._delay = 0.0
         self._attempt = 0
         self._last_failure = -float("inf")
+        # next_batch(): hold a resync's events until it is complete; set when it is.
+        self._batching = False
+        self._resynced = False
 
     # ------------------------------------------------------------ iteration
 
@@ -759,6 +775,47 @@ class Watcher(Generic[T]):
                     out = self._on_watch_event(event)
                     if out is not None:
                         return out
+                    continue
+                if self._state is _CLOSED:
+                    raise StopAsyncIteration
+                await self._step()
+        except BaseException:
+            self._close_now()
+            raise
+
+    async def next_batch(self) -> list[WatchEvent[T]]:
+        """The next changes that belong together, for a caller that must apply a resync
+        as one step: every event of a resync (the initial state, or the difference found
+        by a relist after 410) at once, possibly none when nothing changed, or one event
+        from the watch. ``resource_version`` is the batch's checkpoint when it returns.
+
+        Raises ``StopAsyncIteration`` once closed, and what ``async for`` would raise.
+        Use either this or ``async for`` on one watcher, not both.
+        """
+        self._batching = True
+        try:
+            while True:
+                if self._resynced:
+                    self._resynced = False
+                    batch = list(self._pending)
+                    self._pending.clear()
+                    if self._version_when_drained is not None:
+                        self.resource_version = self._version_when_drained
+                        self._version_when_drained = None
+                    return batch
+                stream = self._stream
+                if stream is not None and self._state is _WATCH:
+                    try:
+                        event = await stream.__anext__()
+                    except StopAsyncIteration:
+                        self._stream_ended(stream)
+                        continue
+                    except KubeError as exc:
+                        self._failed(exc)
+                        continue
+                    out = self._on_watch_event(event)
+                    if out is not None:
+                        return [out]
                     continue
                 if self._state is _CLOSED:
                     raise StopAsyncIteration
@@ -879,6 +936,8 @@ class Watcher(Generic[T]):
     def _reconcile(self, obj: T) -> None:
         """Compare one object of the server's current state with what was yielded."""
         key, uid, rv = self._identity(obj)
+        if self.transform is not None:
+            obj = self.transform(obj)
         self._listed.add(key)
         seen = self._seen
         previous = seen.get(key)
@@ -899,6 +958,7 @@ class Watcher(Generic[T]):
             self._pending.append(DeletedEvent(last))
         self._listed = set()
         self._state = _WATCH
+        self._resynced = True
         if self._pending:
             self._version_when_drained = resource_version
         else:
@@ -928,8 +988,9 @@ class Watcher(Generic[T]):
 
     async def _initial_events(self, stream: WatchStream[T]) -> None:
         """Read the initial events of a ``sendInitialEvents`` watch until the first event
-        that must be yielded, or the end marker."""
-        while not self._pending:
+        that must be yielded (for next_batch(): until the end of the resync), or the end
+        marker."""
+        while self._batching or not self._pending:
             try:
                 event = await stream.__anext__()
             except StopAsyncIteration:
@@ -981,6 +1042,10 @@ class Watcher(Generic[T]):
             if rv is not None and previous is not None and previous[1] == rv \
                     and previous[0] == uid:
                 return None  # exactly what was yielded last for this object: a repeat
+        if self.transform is not None:
+            obj = self.transform(obj)
+            event = cls(obj)  # type: ignore[arg-type]
+        if cls is not DeletedEvent:
             seen[key] = (uid, rv, obj)
         if rv:
             self.resource_version = rv
