@@ -750,7 +750,8 @@ class Client:
         namespace: the default namespace (default: the context's, else ``"default"``).
         timeout: seconds for one request (streams are not bounded by it).
         retry: the :class:`~kubeasync.session.RetryPolicy`.
-        qps, burst: an optional client-side rate limit (off by default).
+        qps: an optional client-side rate limit in requests per second (off by default).
+        burst: how many requests may go at once under ``qps`` (default: ``qps``).
         max_connections: connection pool size (default unlimited: each watch holds one).
     """
 

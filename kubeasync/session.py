@@ -141,7 +141,8 @@ class Session:
         config: the cluster to talk to.
         timeout: seconds for one request, from sending to the last byte of the answer.
         retry: the retry policy (``NO_RETRY`` to disable).
-        qps, burst: an optional client-side rate limit, off by default.
+        qps: an optional client-side rate limit in requests per second (off by default).
+        burst: how many requests may go at once under ``qps`` (default: ``qps``).
         max_connections: the connection pool size; ``None`` means unlimited, because each
             open watch holds a connection and a full pool would stall new requests.
     """

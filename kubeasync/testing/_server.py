@@ -103,7 +103,8 @@ class FakeApiServer:
     ``kubeasync.Client(server.config())``.
 
     Args:
-        host, port: where to listen (default: 127.0.0.1 on a free port).
+        host: the address to listen on (default 127.0.0.1).
+        port: the port to listen on (default 0: a free port).
         resources: the descriptor table to serve (default: every built-in resource).
         token: if given, every API request must carry ``Authorization: Bearer <token>``.
         namespaces: namespaces that exist from the start.
