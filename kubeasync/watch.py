@@ -42,7 +42,9 @@ checkpoint up to which everything has been yielded. ::
     |            with ``seen`` as above, until the BOOKMARK annotated
     |            ``k8s.io/initial-events-end``, which ends the resync (unlisted keys ->
     |            DELETED, resource_version := the bookmark's) and the same connection
-    |            goes on as WATCH. A 400/422 answer in auto mode is remembered for the
+    |            goes on as WATCH. The resync's events are yielded once the marker has
+    |            arrived, so in both modes the checkpoint is set when the resync's last
+    |            event is yielded. A 400/422 answer in auto mode is remembered for the
     |            session ("unsupported") and the resync is done by LIST instead.
     |                  |
     |                  v
@@ -987,10 +989,14 @@ class Watcher(Generic[T]):
             self._finish_resync(list_version)
 
     async def _initial_events(self, stream: WatchStream[T]) -> None:
-        """Read the initial events of a ``sendInitialEvents`` watch until the first event
-        that must be yielded (for next_batch(): until the end of the resync), or the end
-        marker."""
-        while self._batching or not self._pending:
+        """Read the initial events of a ``sendInitialEvents`` watch up to the end marker.
+
+        They are held until the marker, as a list's pages are held until the list is
+        complete: the initial state is yielded whole, and ``resource_version`` is the
+        checkpoint as soon as its last event has been yielded. (Holding them costs only the
+        event wrappers: the watcher keeps every object it yields in ``seen`` anyway.)
+        """
+        while True:
             try:
                 event = await stream.__anext__()
             except StopAsyncIteration:
