@@ -306,15 +306,19 @@ class Lightkube(Adapter):
     watch_api = "AsyncClient.watch()"
 
     async def open(self, env: Env) -> None:
-        import httpx2
         from lightkube import AsyncClient, KubeConfig
         from lightkube.resources.core_v1 import Pod
+
+        try:  # lightkube 1.0.1+ is built on httpx2, earlier versions on httpx
+            import httpx2 as httpx
+        except ImportError:
+            import httpx  # type: ignore[no-redef]
 
         self.Pod = Pod
         options: dict[str, Any] = {}
         if env.connections > 100:  # httpx's default pool holds 100 connections
-            limits = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
-            options["transport"] = httpx2.AsyncHTTPTransport(limits=limits)
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+            options["transport"] = httpx.AsyncHTTPTransport(limits=limits)
         self.client = AsyncClient(
             config=KubeConfig.from_file(env.kubeconfig), namespace="bench", **options
         )
