@@ -52,6 +52,7 @@ GZIP_THRESHOLD = 128 * 1024
 WRITE_SLICE = 256 * 1024
 CHUNK = 64 * 1024
 SENT_PLACEHOLDER = b"@@SENT@@@@@@@@@@@@@@"  # 20 bytes, replaced by a fixed-width number
+RV_PLACEHOLDER = b"@@RV@@@@@@@@"  # 12 bytes: each fired event gets a new resourceVersion
 
 VERSION = {
     "major": "1",
@@ -126,9 +127,11 @@ class Dataset:
                 for i in range(n)
             )
             self.streams[n] = b"".join(b"%x\r\n%b\r\n" % (len(x), x) for x in lines) + b"0\r\n\r\n"
-        sent = data.pod_bytes(
-            0, namespace="idle", annotations={data.SENT_ANNOTATION: SENT_PLACEHOLDER.decode()}
-        )
+        sent = data.pod_bytes(0, namespace="idle",
+                              annotations={data.SENT_ANNOTATION: SENT_PLACEHOLDER.decode()})
+        sent = sent.replace(b'"resourceVersion":"100000"',
+                            b'"resourceVersion":"' + RV_PLACEHOLDER + b'"')
+        assert RV_PLACEHOLDER in sent
         line = data.event_line("MODIFIED", sent)
         self.idle_event = b"%x\r\n%b\r\n" % (len(line), line)
         self.discovery = {
@@ -201,6 +204,7 @@ class Server:
         self.stats = Stats()
         self.idle: dict[HttpProtocol, None] = {}  # insertion-ordered set
         self._next_idle = -1
+        self._fired = 0
         self._audit = 0
         self._date = formatdate(usegmt=True).encode()
         self._date_at = time.monotonic()
@@ -231,8 +235,9 @@ class Server:
             self._next_idle = (self._next_idle + 1) % len(targets)
             targets = [targets[self._next_idle]]
         for proto in targets:
-            stamp = b"%20.6f" % time.monotonic()
-            proto.write(template.replace(SENT_PLACEHOLDER, stamp))
+            self._fired += 1  # a new resourceVersion per event, as a real change has
+            event = template.replace(RV_PLACEHOLDER, b"%012d" % (300000 + self._fired))
+            proto.write(event.replace(SENT_PLACEHOLDER, b"%20.6f" % time.monotonic()))
         return len(targets)
 
 

@@ -140,7 +140,7 @@ def test_report_has_ratios_and_targets(core_run: dict[str, Any]) -> None:
     kube_row = next(line for line in table.splitlines() if line.startswith("| kubeasync |"))
     assert "x)" in kube_row  # figures carry their ratio to the baseline
     verdicts = report.targets(core_run)
-    assert len(verdicts) == 9
+    assert len(verdicts) == 11
     assert all(v[2] in ("met", "MISSED", "NOT MEASURED") or v[2].startswith("PENDING")
                for v in verdicts)
 
