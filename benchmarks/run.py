@@ -242,14 +242,19 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 "label": cls.label, "installed": installed(client), "cells": cells,
                 "baseline": cls.baseline, "watch_api": cls.watch_api,
             }
-            if not installed(client):
+            if installed(client):
+                run["results"][client] = {}
+            else:
                 log(f"{client}: not installed (pip install -e '.[bench]')")
-                continue
-            run["results"][client] = {}
-            for cell in cells:
+        # Cell by cell, every client in turn: the figures that are compared with each other
+        # are measured close together in time (the machine is shared and its load drifts).
+        for cell in ALL_CELLS:
+            for client in clients:
+                if client not in run["results"] or cell not in run["clients"][client]["cells"]:
+                    continue
                 result = run_cell(client, cell, sizes, server, kubeconfig, profile_dir)
                 run["results"][client][cell] = result
-                log(f"{client:>20} {cell:<12} {summary(result)}  [{result['wall_s']:.1f} s]")
+                log(f"{cell:<12} {client:>20} {summary(result)}  [{result['wall_s']:.1f} s]")
     run["meta"] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks.run" + (" " + " ".join(args.argv) if args.argv else ""),
