@@ -153,8 +153,8 @@ def details(run: dict[str, Any]) -> str:
             samples = result.get("samples") or []
             unit = result.get("unit", "")
             spread = (
-                f"{len(samples)}: {statistics.median(samples):.4g} {unit}; "
-                f"{min(samples):.4g}-{max(samples):.4g}" if samples else "-"
+                f"{len(samples)}: {_num(statistics.median(samples))} {unit}; "
+                f"{_num(min(samples))}-{_num(max(samples))}" if samples else "-"
             )
             if "retained_mb" in result:
                 notes.append(f"retained after the list {result['retained_mb']:.0f} MB, "
@@ -174,6 +174,10 @@ def details(run: dict[str, Any]) -> str:
                 notes.append("watch query: " + server["watch_params"][-1])
             lines.append(f"| {label} | {cell} | {spread} | {'; '.join(notes)} |")
     return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
 
 
 # ------------------------------------------------------------------------------ targets
@@ -282,7 +286,7 @@ def plot(run: dict[str, Any], path: Path) -> bool:
         ax.set_title(title.format(**sizes), fontsize=10)
         ax.tick_params(labelsize=8)
         for y, x in enumerate(values[::-1]):
-            ax.text(x, y, f" {x:.3g}", va="center", fontsize=7)
+            ax.text(x, y, f" {_num(x) if x >= 1000 else f'{x:.3g}'}", va="center", fontsize=7)
     fig.suptitle("kubeasync vs Python Kubernetes clients (dashed: plain msgspec baseline; "
                  "lower is better for time and memory)", fontsize=11)
     fig.tight_layout()

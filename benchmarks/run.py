@@ -290,6 +290,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="write the raw results to PATH")
     parser.add_argument("--write-docs", action="store_true",
                         help="rewrite the generated part of docs/performance.md and its plot")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="measure nothing: re-render the table (and, with --write-docs,"
+                             " the page) from a saved run, e.g. docs/benchmarks.json")
     parser.add_argument("--profile-dir", metavar="DIR",
                         help="write a cProfile of each worker to DIR/{client}-{cell}.prof")
     args = parser.parse_args(argv)
@@ -299,7 +302,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    run = run_all(args)
+    # --from-json re-renders a saved run (its own meta says how it was measured)
+    run = json.loads(Path(args.from_json).read_text()) if args.from_json else run_all(args)
     print(report.table(run))
     print()
     print(report.targets_table(run))
