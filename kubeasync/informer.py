@@ -462,7 +462,10 @@ class Informer(Generic[T]):
                 del store[key]
                 for index in indexes:
                     index.update(key, old, None)
-                changes.append(Change("deleted", obj, None, key))
+                # A deletion inferred after a relist carries a tombstone: the store holds
+                # the last state anyone saw, which is the best final state there is.
+                final = old if event.final_state_unknown else obj
+                changes.append(Change("deleted", final, None, key))
             else:
                 store[key] = obj
                 for index in indexes:

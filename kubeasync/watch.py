@@ -23,9 +23,15 @@ msgspec would still decode correctly, with a little look-ahead).
 
 The Watcher's state machine
 ---------------------------
-The watcher keeps ``seen``: ``(namespace, name) -> (uid, resourceVersion, object)`` for
-every object it has yielded and not yet reported deleted, and ``resource_version``: the
-checkpoint up to which everything has been yielded. ::
+The watcher keeps ``seen``: ``(namespace, name) -> (uid, resourceVersion)`` for every
+object it has yielded and not yet reported deleted, and ``resource_version``: the
+checkpoint up to which everything has been yielded. It keeps identities, not objects (as
+client-go's reflector and kube-rs's watcher do): holding the last state of every object is
+a store's job (see :mod:`kubeasync.informer`), and a watch over a large collection should
+not cost a copy of it. So a DELETED synthesized after a relist, for an object whose
+deletion was never seen, carries a tombstone: an object with only ``kind``, ``apiVersion``
+and ``metadata`` name, namespace, uid and the last resourceVersion seen, and
+``event.final_state_unknown`` is True (client-go's ``DeletedFinalStateUnknown``). ::
 
                      start
                        |  resource_version given?  yes --> WATCH from it
@@ -34,9 +40,9 @@ checkpoint up to which everything has been yielded. ::
     |                  |
     |   LIST:    paginated GET; every listed object is compared with ``seen``:
     |            new key -> ADDED; other resourceVersion -> MODIFIED; other uid -> DELETED
-    |            (the old object) then ADDED; same -> nothing. After the last page every
-    |            key of ``seen`` that was not listed -> DELETED (its last seen object), and
-    |            resource_version := the list's resourceVersion.
+    |            (a tombstone of the old one) then ADDED; same -> nothing. After the last
+    |            page every key of ``seen`` that was not listed -> DELETED (a tombstone),
+    |            and resource_version := the list's resourceVersion.
     |            An expired continue token (410) restarts the list.
     |   INITIAL: a watch with ``sendInitialEvents=true``: its ADDED events are compared
     |            with ``seen`` as above, until the BOOKMARK annotated
@@ -67,8 +73,8 @@ instead holds a resync's events back until it is complete and returns them toget
 empty list when nothing changed), and a live event alone; so a caller that applies one
 batch without awaiting in between never exposes half of a resync (the informer does so).
 
-``transform`` (optional) is applied to every object before the watcher records or yields
-it, so ``seen`` holds the transformed objects (e.g. without ``managedFields``).
+``transform`` (optional) is applied to every object before the watcher yields it (e.g. to
+drop ``managedFields`` before a store keeps it), tombstones excepted.
 
 Backoff grows from 0.8 s to 30 s with jitter, honours ``Retry-After`` /
 ``retryAfterSeconds``, and starts again from the bottom once no failure happened for two
@@ -181,9 +187,17 @@ class ModifiedEvent(WatchEvent[T], tag="MODIFIED", frozen=True):
 
 
 class DeletedEvent(WatchEvent[T], tag="DELETED", frozen=True):
-    """An object was deleted; ``object`` is its last state."""
+    """An object was deleted; ``object`` is its last state.
+
+    ``final_state_unknown`` is True for a deletion the watcher inferred after a relist (the
+    object was gone from the new list): its last state was never seen, and ``object`` is a
+    tombstone holding only ``kind``, ``apiVersion`` and the ``metadata`` name, namespace,
+    uid and last resourceVersion the watcher saw. Keep the objects yourself, or use an
+    informer, when you need their final state.
+    """
 
     type = "DELETED"
+    final_state_unknown: bool = False
 
 
 class BookmarkEvent(WatchEvent[T], tag="BOOKMARK", frozen=True):
@@ -711,10 +725,11 @@ class Watcher(Generic[T]):
         self._requests = RequestBuilder(descriptor)
         self._requests.watch(namespace)  # raises ValueError now if the scope is wrong
         self._list_decoder = decoder_for(descriptor.list_model)
+        self._object_decoder = decoder_for(descriptor.model)
         self._identity = _dict_identity if descriptor.model is dict else _struct_identity
 
         self.resource_version = resource_version
-        self._seen: dict[tuple[str, str], tuple[str | None, str | None, T]] = {}
+        self._seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         self._pending: collections.deque[WatchEvent[T]] = collections.deque()
         self._version_when_drained: str | None = None
         self._state = _WATCH if resource_version is not None else self._resync_state()
@@ -943,21 +958,32 @@ class Watcher(Generic[T]):
         self._listed.add(key)
         seen = self._seen
         previous = seen.get(key)
-        seen[key] = (uid, rv, obj)
+        seen[key] = (uid, rv)
         if previous is None:
             self._pending.append(AddedEvent(obj))
         elif previous[0] != uid:
-            self._pending.append(DeletedEvent(previous[2]))
+            self._pending.append(self._tombstone(key, *previous))
             self._pending.append(AddedEvent(obj))
         elif previous[1] != rv:
             self._pending.append(ModifiedEvent(obj))
+
+    def _tombstone(self, key: tuple[str, str], uid: str | None, rv: str | None
+                   ) -> DeletedEvent[T]:
+        """A DELETED event for an object whose deletion was inferred, not seen."""
+        namespace, name = key
+        metadata = {"name": name, "namespace": namespace or None, "uid": uid,
+                    "resourceVersion": rv}
+        body = {"kind": self.descriptor.kind, "apiVersion": self.descriptor.api_version,
+                "metadata": {k: v for k, v in metadata.items() if v is not None}}
+        obj = self._object_decoder.decode(msgspec.json.encode(body))
+        return DeletedEvent(obj, final_state_unknown=True)
 
     def _finish_resync(self, resource_version: str | None) -> None:
         """Report what disappeared while away; the resync's version becomes the checkpoint."""
         listed = self._listed
         for key in [key for key in self._seen if key not in listed]:
-            _, _, last = self._seen.pop(key)
-            self._pending.append(DeletedEvent(last))
+            uid, rv = self._seen.pop(key)
+            self._pending.append(self._tombstone(key, uid, rv))
         self._listed = set()
         self._state = _WATCH
         self._resynced = True
@@ -991,12 +1017,12 @@ class Watcher(Generic[T]):
     async def _initial_events(self, stream: WatchStream[T]) -> None:
         """Read the initial events of a ``sendInitialEvents`` watch up to the end marker.
 
-        They are held until the marker, as a list's pages are held until the list is
-        complete: the initial state is yielded whole, and ``resource_version`` is the
-        checkpoint as soon as its last event has been yielded. (Holding them costs only the
-        event wrappers: the watcher keeps every object it yields in ``seen`` anyway.)
+        They are held back a page (``page_size`` events) at a time, and the last page until
+        the marker, as a list's pages are: memory stays bounded, and ``resource_version`` is
+        the checkpoint as soon as the resync's last event has been yielded. For next_batch()
+        they are all held until the marker.
         """
-        while True:
+        while self._batching or len(self._pending) < self.page_size:
             try:
                 event = await stream.__anext__()
             except StopAsyncIteration:
@@ -1052,7 +1078,7 @@ class Watcher(Generic[T]):
             obj = self.transform(obj)
             event = cls(obj)  # type: ignore[arg-type]
         if cls is not DeletedEvent:
-            seen[key] = (uid, rv, obj)
+            seen[key] = (uid, rv)
         if rv:
             self.resource_version = rv
         return event  # type: ignore[return-value]

@@ -95,6 +95,7 @@ class Consumer:
     def __init__(self, inf: Informer[Any], **options: Any) -> None:
         self.changes: list[tuple[str, str]] = []
         self.view: dict[Key, str] = {}
+        self.deleted: dict[Key, Any] = {}
         self.error: BaseException | None = None
         self.ended = False
         self._stream = inf.changes(**options)
@@ -122,6 +123,7 @@ class Consumer:
         else:
             assert change.key in self.view, f"deleted unknown {change.key}"
             del self.view[change.key]
+            self.deleted[change.key] = change.object
 
     async def until(self, count: int) -> list[tuple[str, str]]:
         await eventually(lambda: len(self.changes) >= count or self.ended,
@@ -505,7 +507,12 @@ async def test_the_store_converges_after_a_restart_and_410_with_the_difference_a
         assert len(list_requests(fake_apiserver)) == 2 * 3
     else:
         assert sum("sendInitialEvents=true" in q for q in watch_requests(fake_apiserver)) == 2
+    # web-1 was deleted while away: its final state is unknown, so the change carries the
+    # last state the store had (not the watcher's metadata-only tombstone)
     assert old_web_1.metadata.name == "web-1"
+    final = consumer.deleted[("default", "web-1")]
+    assert final.spec is not None and final.spec.containers
+    assert final.metadata.resource_version == old_web_1.metadata.resource_version
 
 
 async def test_nobody_sees_half_of_a_relist(

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 import kubeasync
-from kubeasync import Backoff, BookmarkEvent, Watcher, WatchEvent
+from kubeasync import Backoff, BookmarkEvent, DeletedEvent, Watcher, WatchEvent
+from kubeasync.models import Pod
 from kubeasync.resources import custom_resource
 from tests.helpers.watch_server import Fault, WatchServer, serving
 
@@ -288,8 +289,32 @@ async def test_survives_410_expired_error_event_by_relisting_and_converging() ->
         ("MODIFIED", "web-0"), ("DELETED", "web-2"), ("ADDED", "web-2"),
         ("ADDED", "web-9"), ("DELETED", "web-1"),
     ]
-    # The DELETED for web-1 carries the last state the caller saw.
+    # The DELETED for web-1 carries the last resourceVersion the caller saw.
     assert ("DELETED", "web-1", "102") in events
+
+
+async def test_a_deletion_inferred_by_a_relist_is_a_flagged_tombstone() -> None:
+    async with serving() as (server, kube):
+        server.create("web-0")
+        server.create("web-1")
+        async with watch(kube) as watcher:
+            listed = [await watcher.__anext__() for _ in range(2)]
+            uid = listed[1].object.metadata.uid
+            server.delete("web-0")
+            live = await watcher.__anext__()
+            server.cut_watches()
+            server.delete("web-1")  # while away: only the relist can reveal it
+            server.compact()
+            inferred = await watcher.__anext__()
+    # a deletion the watch delivered: the server's final object
+    assert isinstance(live, DeletedEvent) and not live.final_state_unknown
+    assert live.object.spec is not None
+    # a deletion inferred from the relist: a typed tombstone with the identity it had
+    assert isinstance(inferred, DeletedEvent) and inferred.final_state_unknown
+    assert isinstance(inferred.object, Pod) and inferred.object.kind == "Pod"
+    assert inferred.object.metadata.name == "web-1" and inferred.object.metadata.uid == uid
+    assert inferred.object.metadata.resource_version == listed[1].object.metadata.resource_version
+    assert inferred.object.spec is None
 
 
 async def test_survives_http_410_by_relisting_and_converging() -> None:
