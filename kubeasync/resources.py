@@ -9,6 +9,7 @@ in :data:`BUILTIN_RESOURCES` (or one :func:`custom_resource` call for a CRD).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -53,6 +54,8 @@ ALL_VERBS: frozenset[str] = frozenset(
 """The verbs of a typical resource, as discovery names them."""
 
 _DNS_LABEL_MAX = 63
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ def validate_name(name: object, argument: str = "name") -> str:
     for bad in ("/", "%"):
         if bad in name:
             raise ValueError(f"{argument} {name!r} may not contain {bad!r}")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in name):
+    if _CONTROL_CHARACTER.search(name):
         raise ValueError(f"{argument} {name!r} may not contain control characters")
     return name
 
@@ -155,21 +158,12 @@ def validate_namespace(namespace: object, argument: str = "namespace") -> str:
         raise ValueError(f"{argument} must not be empty")
     if len(namespace) > _DNS_LABEL_MAX:
         raise ValueError(f"{argument} {namespace!r} is longer than {_DNS_LABEL_MAX} characters")
-    if not _is_dns_label(namespace):
+    if not _DNS_LABEL.fullmatch(namespace):
         raise ValueError(
             f"{argument} {namespace!r} is not a valid namespace: use lower-case letters, digits"
             " and '-', starting and ending with a letter or digit"
         )
     return namespace
-
-
-def _is_dns_label(value: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
-    return (
-        all(ch in allowed for ch in value)
-        and value[0] != "-"
-        and value[-1] != "-"
-    )
 
 
 def custom_resource(
