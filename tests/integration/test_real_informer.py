@@ -9,40 +9,13 @@ service account, node or controller.
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-
-import pytest
-import pytest_asyncio
 
 import kubeasync
 from kubeasync import Backoff, Informer
 
-pytestmark = pytest.mark.integration
-
 FAST = Backoff(initial=0.05, maximum=0.5)
-
-
-@pytest_asyncio.fixture
-async def real_kube() -> AsyncIterator[kubeasync.Client]:
-    """A client for the cluster in ``KUBEASYNC_TEST_KUBECONFIG``."""
-    path = os.environ.get("KUBEASYNC_TEST_KUBECONFIG")
-    if not path:
-        pytest.skip("integration tier: set KUBEASYNC_TEST_KUBECONFIG to a kubeconfig to run it")
-    async with kubeasync.Client(kubeasync.ClusterConfig.from_kubeconfig(path)) as kube:
-        yield kube
-
-
-@pytest_asyncio.fixture
-async def namespace(real_kube: kubeasync.Client) -> AsyncIterator[str]:
-    name = f"kubeasync-informer-{uuid.uuid4().hex[:8]}"
-    await real_kube.namespaces.create({"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        await real_kube.namespaces.delete(name)
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
