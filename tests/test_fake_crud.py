@@ -361,3 +361,49 @@ async def test_written_kubeconfig_loads(tmp_path, token):
         async with kubeasync.Client(config) as kube:
             created = await kube.config_maps.create({"metadata": {"name": "via-kubeconfig"}})
         assert created.metadata.namespace == "kube-system"
+
+
+async def test_pods_get_what_every_clusters_admission_adds(api):
+    status, body = await api("POST", PODS, pod("web-0", tolerations=[
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]))
+    assert status == 201, body
+    spec = body["spec"]
+    assert spec["enableServiceLinks"] is True
+    assert spec["serviceAccountName"] == spec["serviceAccount"] == "default"
+    assert spec["priority"] == 0 and spec["preemptionPolicy"] == "PreemptLowerPriority"
+    # DefaultTolerationSeconds adds what is missing and leaves the pod's own alone.
+    assert [(t["key"], t.get("tolerationSeconds")) for t in spec["tolerations"]] == [
+        ("node.kubernetes.io/unreachable", None), ("node.kubernetes.io/not-ready", 300)]
+    _, own = await api("POST", PODS, pod("web-1", serviceAccountName="builder"))
+    assert own["spec"]["serviceAccount"] == "builder"
+    # Job templates are not admitted as pods.
+    _, job = await api("POST", JOBS, {"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}})
+    template = job["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in template and "tolerations" not in template
+
+
+async def test_empty_optional_maps_are_dropped_as_go_omits_them(api):
+    cms = "/api/v1/namespaces/default/configmaps"
+    status, body = await api("POST", cms, {"metadata": {"name": "c", "labels": {},
+                                                        "annotations": {}}, "data": {}})
+    assert status == 201
+    assert "data" not in body
+    assert "labels" not in body["metadata"] and "annotations" not in body["metadata"]
+    # Nothing was set, so no manager owns anything (a real server writes no entry).
+    assert "managedFields" not in body["metadata"]
+    _, body = await api("PUT", f"{cms}/c", {"metadata": {"name": "c", "labels": {}},
+                                            "data": {"a": "1"}, "binaryData": {}})
+    assert body["data"] == {"a": "1"} and "binaryData" not in body
+    assert "labels" not in body["metadata"]
+
+
+async def test_only_kinds_with_a_generation_get_one(api):
+    _, svc = await api("POST", "/api/v1/namespaces/default/services", {
+        "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    _, pvc = await api("POST", "/api/v1/namespaces/default/persistentvolumeclaims", {
+        "metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                               "resources": {"requests": {"storage": "1Gi"}}}})
+    assert "generation" not in svc["metadata"] and "generation" not in pvc["metadata"]
+    _, pod_body = await api("POST", PODS, pod("web-0"))
+    assert pod_body["metadata"]["generation"] == 1

@@ -203,3 +203,30 @@ async def test_client_delete(kube):
     removed = await kube.pods.delete_collection(namespace="default", label_selector="tmp=1")
     assert [p.metadata.name for p in removed.items] == ["q0", "q1", "q2"]
     assert (await kube.pods.list(namespace="default")).items == []
+
+
+async def test_delete_options_are_validated_before_the_object_is_read(api):
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    for path in (f"{jobs}/missing?propagationPolicy=Sideways",
+                 f"{jobs}?labelSelector=none&propagationPolicy=Sideways"):
+        status, body = await api("DELETE", path)
+        assert status == 422, (path, body)
+        assert body["details"]["causes"][0]["field"] == "propagationPolicy"
+
+
+async def test_delete_collection_answers_the_items_as_listed(api):
+    pods = "/api/v1/namespaces/default/pods"
+    await api("POST", pods, {"metadata": {"name": "p", "labels": {"tmp": "1"}},
+                             "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    status, body = await api("DELETE", f"{pods}?labelSelector=tmp%3D1")
+    assert status == 200 and [i["metadata"]["name"] for i in body["items"]] == ["p"]
+    # A real server returns the list it took before deleting: no deletion marks.
+    assert "deletionTimestamp" not in body["items"][0]["metadata"]
+
+
+async def test_a_deleted_namespace_has_no_grace_period(api):
+    await api("POST", "/api/v1/namespaces", {"metadata": {"name": "going"}})
+    status, body = await api("DELETE", "/api/v1/namespaces/going")
+    assert status == 200 and body["status"]["phase"] == "Terminating"
+    assert body["metadata"]["deletionTimestamp"]
+    assert "deletionGracePeriodSeconds" not in body["metadata"]

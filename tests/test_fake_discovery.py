@@ -45,6 +45,10 @@ async def test_resource_lists_come_from_the_table(api):
     assert "deletecollection" not in by_name["services"]["verbs"]
     assert by_name["namespaces"]["namespaced"] is False
     assert by_name["namespaces/finalize"]["verbs"] == ["update"]
+    # The values a real 1.20 server reports (SHA-256 of "group/version/kind", 8 bytes).
+    assert pods["storageVersionHash"] == "xPOwRZ+Yhw8="
+    assert by_name["configmaps"]["storageVersionHash"] == "qFsyl6wFWjQ="
+    assert "storageVersionHash" not in by_name["pods/status"]
     _, batch = await api("GET", "/apis/batch/v1")
     assert batch["groupVersion"] == "batch/v1" and batch["apiVersion"] == "v1"
     assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status"}

@@ -62,7 +62,9 @@ async def test_json_patch(api):
     assert status == 200, body
     assert body["metadata"]["labels"] == {"app": "web", "added": "1", "moved": "web"}
     assert body["spec"]["containers"][1]["image"] == "proxy:2"
-    assert [t["key"] for t in body["spec"]["tolerations"]] == ["k1", "k2"]
+    # The DefaultTolerationSeconds admission plugin added two at creation, after k1.
+    assert [t["key"] for t in body["spec"]["tolerations"]] == [
+        "k1", "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "k2"]
     status, failed = await api("PATCH", f"{PODS}/web",
                                [{"op": "test", "path": "/metadata/labels/app", "value": "db"}],
                                content_type=JSON_PATCH)

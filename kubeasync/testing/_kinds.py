@@ -183,8 +183,31 @@ def _default_pod_spec(spec: Obj, restart_policy: str | None) -> None:
         container.setdefault("resources", {})
 
 
+#: What the DefaultTolerationSeconds admission plugin adds to every new pod.
+_DEFAULT_TOLERATIONS = tuple(
+    {"key": f"node.kubernetes.io/{condition}", "operator": "Exists", "effect": "NoExecute",
+     "tolerationSeconds": 300}
+    for condition in ("not-ready", "unreachable")
+)
+
+
 def _prepare_pod(obj: Obj, old: Obj | None, ctx: Context) -> None:
-    _default_pod_spec(_dict(obj, "spec"), "Always")
+    spec = _dict(obj, "spec")
+    _default_pod_spec(spec, "Always")
+    spec.setdefault("enableServiceLinks", True)
+    if old is None:
+        # The admission plugins every cluster runs: ServiceAccount (without the token
+        # volume: the fake serves no service accounts or secrets), Priority and
+        # DefaultTolerationSeconds.
+        account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
+        spec.setdefault("priority", 0)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        tolerations = spec.get("tolerations")
+        if not isinstance(tolerations, list):
+            tolerations = spec["tolerations"] = []
+        keys = {t.get("key") for t in tolerations if isinstance(t, dict)}
+        tolerations.extend(dict(t) for t in _DEFAULT_TOLERATIONS if t["key"] not in keys)
 
 
 def _prepare_job(obj: Obj, old: Obj | None, ctx: Context) -> None:
@@ -273,6 +296,8 @@ def _no_holds(obj: Obj) -> list[str]:
 
 
 def _namespace_terminating(obj: Obj) -> None:
+    # The namespace's own delete sets only the timestamp (no grace period).
+    _dict(obj, "metadata").pop("deletionGracePeriodSeconds", None)
     _dict(obj, "status")["phase"] = "Terminating"
 
 
@@ -318,6 +343,9 @@ class KindStrategy:
     deletion_holds: Callable[[Obj], list[str]] = _no_holds
     on_deletion_started: Callable[[Obj], None] = _nothing
     has_generation: bool = True
+    #: Top-level fields that Go's ``omitempty`` drops when empty (``data: {}``); the
+    #: optional maps and lists of metadata are always dropped so.
+    omit_empty: tuple[str, ...] = ()
     graceful: bool = False
     undeletable: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
@@ -366,6 +394,7 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         validate=_validate_service,
         prepare=_prepare_service,
         initial_status={"loadBalancer": {}},
+        has_generation=False,
         categories=("all",),
     ),
     ("", "PersistentVolumeClaim"): KindStrategy(
@@ -373,6 +402,7 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         prepare=_prepare_pvc,
         initial_status={"phase": "Pending"},
         returns_deleted_object=True,
+        has_generation=False,
     ),
     ("", "Namespace"): KindStrategy(
         name_rule="label",
@@ -387,8 +417,25 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         # The NamespaceLifecycle admission plugin protects these.
         undeletable=frozenset({"default", "kube-system", "kube-public"}),
     ),
-    ("", "ConfigMap"): KindStrategy(has_generation=False),
+    ("", "ConfigMap"): KindStrategy(has_generation=False, omit_empty=("data", "binaryData")),
 }
+
+
+#: ObjectMeta's optional maps and lists: a real server never returns them empty.
+_OMITTED_META = ("labels", "annotations", "finalizers", "ownerReferences")
+
+
+def omit_empty(obj: Obj, strategy: KindStrategy) -> None:
+    """Drop what a real server's typed round trip would drop: empty maps and lists
+    under ``omitempty`` fields (``metadata.labels: {}``, a ConfigMap's ``data: {}``)."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        for key in _OMITTED_META:
+            if metadata.get(key) in ({}, []):
+                del metadata[key]
+    for key in strategy.omit_empty:
+        if obj.get(key) in ({}, []):
+            del obj[key]
 
 
 def strategy_for(descriptor: ResourceDescriptor[Any, Any]) -> KindStrategy:

@@ -23,7 +23,7 @@ import yaml
 from ..models import format_time
 from ..resources import ResourceDescriptor
 from . import _status as st
-from ._kinds import Context, KindStrategy, name_causes, strategy_for
+from ._kinds import Context, KindStrategy, name_causes, omit_empty, strategy_for
 from ._patch import (
     PatchError,
     Path,
@@ -84,6 +84,16 @@ def rid(d: Descriptor) -> str:
 def meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     value = obj.get("metadata")
     return value if isinstance(value, dict) else {}
+
+
+def _invalid_policy(policy: Any) -> st.StatusError:
+    return st.StatusError(
+        422, "Invalid",
+        f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value:'
+        f' {st.go_value(policy)}: supported values: "Foreground", "Background", "Orphan"',
+        {"group": "meta.k8s.io", "kind": "DeleteOptions", "causes": [
+            st.not_supported("propagationPolicy", policy, _POLICIES).as_dict()]},
+    )
 
 
 def _ordered(obj: Obj) -> Obj:
@@ -296,6 +306,7 @@ class Registry:
             metadata.pop(dropped, None)
         if "status" in d.subresources:
             obj["status"] = clone(dict(strategy.initial_status))
+        omit_empty(obj, strategy)
         strategy.prepare(obj, None, self._context(uid))
         causes = name_causes(strategy.name_rule, name) + strategy.validate(obj)
         if causes:
@@ -426,6 +437,7 @@ class Registry:
                 raise st.invalid_object(d, name, causes)
             if bump and strategy.has_generation and _spec(candidate) != _spec(old):
                 new_meta["generation"] = int(old_meta.get("generation") or 0) + 1
+        omit_empty(candidate, strategy)
         candidate_meta = meta(candidate)
         candidate_meta["resourceVersion"] = old_meta.get("resourceVersion")
         candidate_meta.pop("managedFields", None)
@@ -602,6 +614,10 @@ class Registry:
         *,
         dry_run: bool = False,
     ) -> Obj:
+        policy = options.get("propagationPolicy")
+        if policy is not None and policy not in _POLICIES:
+            # As the REST handler: DeleteOptions are validated before the object is read.
+            raise _invalid_policy(policy)
         old = self.get(d, namespace, name)
         old_meta = meta(old)
         strategy = strategy_for(d)
@@ -626,20 +642,11 @@ class Registry:
                 f" ResourceVersion in record ({old_meta.get('resourceVersion')}). The object"
                 " might have been modified",
             )
-        policy = options.get("propagationPolicy")
         orphan = options.get("orphanDependents")
         if policy is None and orphan is not None:
             policy = "Orphan" if orphan else "Background"
         if policy is None:
             policy = strategy.default_propagation
-        if policy not in _POLICIES:
-            raise st.StatusError(
-                422, "Invalid",
-                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value:'
-                f' {st.go_value(policy)}: supported values: "Foreground", "Background", "Orphan"',
-                {"group": "meta.k8s.io", "kind": "DeleteOptions", "causes": [
-                    st.not_supported("propagationPolicy", policy, _POLICIES).as_dict()]},
-            )
         requested = options.get("gracePeriodSeconds")
         grace = strategy.grace_period(old, requested if isinstance(requested, int) else None)
         key = self._key(d, namespace, name)
@@ -693,6 +700,9 @@ class Registry:
         *,
         dry_run: bool = False,
     ) -> Obj:
+        policy = delete_options.get("propagationPolicy")
+        if policy is not None and policy not in _POLICIES:
+            raise _invalid_policy(policy)
         match = self.matcher(d, namespace, options.label_selector, options.field_selector)
         deleted = []
         delete_options = {k: v for k, v in delete_options.items() if k != "preconditions"}
@@ -700,12 +710,13 @@ class Registry:
             if not match(obj):
                 continue
             try:
-                answer = self.delete(d, ns or None, name, delete_options, dry_run=dry_run)
+                self.delete(d, ns or None, name, delete_options, dry_run=dry_run)
             except st.StatusError as error:
                 if error.code == 404:
                     continue
                 raise
-            deleted.append(list_item(obj if answer.get("kind") == "Status" else answer))
+            # As the real server: the items as they were listed, before their deletion.
+            deleted.append(list_item(obj))
         return {
             "kind": d.list_kind,
             "apiVersion": d.api_version,

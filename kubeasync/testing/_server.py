@@ -8,6 +8,7 @@ are built from the same rows. Nothing here is written per resource.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import json
@@ -879,6 +880,7 @@ class FakeApiServer:
                 entry["shortNames"] = list(d.short_names)
             if strategy.categories:
                 entry["categories"] = list(strategy.categories)
+            entry["storageVersionHash"] = _storage_version_hash(d)
             resources.append(entry)
             for sub in sorted(d.subresources):
                 resources.append({"name": f"{d.plural}/{sub}", "singularName": "",
@@ -946,6 +948,13 @@ class FakeApiServer:
             "paths": paths,
             "components": {"schemas": {}},
         }
+
+
+def _storage_version_hash(d: Descriptor) -> str:
+    """What discovery reports as ``storageVersionHash``: the first 8 bytes of the SHA-256
+    of ``group/version/kind``, in base64 (kube-apiserver's ``discovery.StorageVersionHash``)."""
+    digest = hashlib.sha256(f"{d.group}/{d.version}/{d.kind}".encode()).digest()
+    return base64.b64encode(digest[:8]).decode()
 
 
 def _line(kind: str, obj: Mapping[str, Any]) -> bytes:
