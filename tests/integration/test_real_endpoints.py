@@ -418,7 +418,9 @@ async def test_status_subresource_writes_status_and_not_spec(
 
     read_back = to_dict(await api.get_status("web-0", namespace=namespace))
     assert read_back["spec"] == spec_before
-    if kind != "Job":  # the job controller may rewrite its own fields
+    # (the job controller and the PV controller rewrite their own fields a moment later:
+    # a Bound PVC without a volume goes back to Pending)
+    if kind in ("Pod", "Service"):
         assert read_back["status"].items() >= wanted.items()
 
 
