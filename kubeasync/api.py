@@ -277,7 +277,10 @@ class ResourceApi(Generic[T, L]):
         field_manager: str | None = None,
         timeout: float | None = None,
     ) -> T:
-        """``PUT .../{plural}/{name}/status``: replace only the object's status."""
+        """``PUT .../{plural}/{name}/status``: replace the object's status.
+
+        The server keeps the spec as it is; on built-in kinds it does write the metadata's
+        labels and annotations sent along (custom resources keep theirs)."""
         return await self._replace(name, obj, namespace, "status", dry_run, field_manager, timeout)
 
     async def _replace(

@@ -183,10 +183,14 @@ async def test_replace_status_changes_only_the_status(
         "PersistentVolumeClaim": {"phase": "Bound"},
     }
     current["status"] = status_by_kind[api.descriptor.kind]
-    current["metadata"]["labels"] = {"ignored": "yes"}
+    current["metadata"]["labels"] = {"written": "yes"}
+    spec_before = to_dict(await api.get("web-0"))["spec"]
+    current["spec"]["ignoredByStatus"] = True
     updated = await api.replace_status("web-0", current)
     assert to_dict(updated)["status"].items() >= status_by_kind[api.descriptor.kind].items()
-    assert not (updated.metadata.labels or {}).get("ignored")
+    # as kube-apiserver: a built-in kind's /status resets the spec, but writes the labels
+    assert to_dict(updated)["spec"] == spec_before
+    assert updated.metadata.labels == {"written": "yes"}
 
 
 @seed
@@ -230,10 +234,30 @@ async def test_strategic_merge_merges_containers_by_name(kube: kubeasync.Client)
 async def test_patch_status(kube: kubeasync.Client, attribute: str) -> None:
     api = api_for(kube, attribute)
     await api.create(SEED[attribute]("web-0"))
+    spec_before = to_dict(await api.get("web-0"))["spec"]
     patched = await api.patch_status(
-        "web-0", {"metadata": {"labels": {"ignored": "yes"}}, "status": {"conditions": []}}
+        "web-0",
+        {"metadata": {"labels": {"written": "yes"}}, "spec": {"ignoredByStatus": True},
+         "status": {"conditions": []}},
     )
-    assert not (patched.metadata.labels or {}).get("ignored")
+    assert to_dict(patched)["spec"] == spec_before
+    assert (patched.metadata.labels or {})["written"] == "yes"  # as kube-apiserver 1.20
+
+
+async def test_custom_resource_status_keeps_metadata() -> None:
+    # unlike built-in kinds, a custom resource's /status changes nothing but .status
+    widgets = kubeasync.custom_resource(group="example.com", version="v1", kind="Widget",
+                                        plural="widgets")
+    async with FakeApiServer(resources=(*kubeasync.resources.BUILTIN_RESOURCES, widgets)) as server, \
+            kubeasync.Client(server.config()) as kube:
+        api = kube.resource(widgets)
+        await api.create({"metadata": {"name": "w", "labels": {"a": "1"}}, "spec": {"size": 1}})
+        current = await api.get("w")
+        current["metadata"]["labels"] = {"a": "2"}
+        current["status"] = {"ready": True}
+        updated = await api.replace_status("w", current)
+        assert updated["status"] == {"ready": True}
+        assert updated["metadata"]["labels"] == {"a": "1"}
 
 
 @seed

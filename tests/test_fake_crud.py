@@ -186,7 +186,9 @@ async def test_status_only_through_the_status_subresource(api):
     status, after_status = await api("PUT", f"{PODS}/st/status", attempt)
     assert status == 200
     assert after_status["status"]["phase"] == "Running"
-    assert after_status["metadata"]["labels"] == {"touched": "yes"}  # /status changes only .status
+    # kube-apiserver's /status of a built-in kind resets the spec, but writes labels and
+    # annotations (measured on 1.20: tests/integration/test_real_endpoints.py)
+    assert after_status["metadata"]["labels"] == {"touched": "again"}
     assert "nodeName" not in after_status["spec"]
     status, via_status = await api("GET", f"{PODS}/st/status")
     assert status == 200 and via_status == after_status

@@ -350,12 +350,17 @@ class KindStrategy:
     undeletable: frozenset[str] = frozenset()
     categories: tuple[str, ...] = ()
     bookmark_body: Mapping[str, Any] = field(default_factory=dict)
+    # Built-in kinds' status strategies reset only the spec: a write to /status also
+    # changes labels and annotations (kube-apiserver 1.20, and later). Custom resources'
+    # /status keeps the old metadata.
+    status_writes_metadata: bool = False
 
 
 GENERIC = KindStrategy()
 
 STRATEGIES: dict[tuple[str, str], KindStrategy] = {
     ("", "Pod"): KindStrategy(
+        status_writes_metadata=True,
         validate=_validate_pod,
         prepare=_prepare_pod,
         initial_status={"phase": "Pending", "qosClass": "BestEffort"},
@@ -376,6 +381,7 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         bookmark_body={"spec": {"containers": None}, "status": {}},
     ),
     ("batch", "Job"): KindStrategy(
+        status_writes_metadata=True,
         validate=_validate_job,
         prepare=_prepare_job,
         field_labels={**_META_FIELDS, "status.successful": "status.succeeded"},
@@ -390,6 +396,7 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         },
     ),
     ("", "Service"): KindStrategy(
+        status_writes_metadata=True,
         name_rule="dns1035",
         validate=_validate_service,
         prepare=_prepare_service,
@@ -398,6 +405,7 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         categories=("all",),
     ),
     ("", "PersistentVolumeClaim"): KindStrategy(
+        status_writes_metadata=True,
         validate=_validate_pvc,
         prepare=_prepare_pvc,
         initial_status={"phase": "Pending"},
@@ -405,6 +413,7 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         has_generation=False,
     ),
     ("", "Namespace"): KindStrategy(
+        status_writes_metadata=True,
         name_rule="label",
         prepare=_prepare_namespace,
         initial_status={"phase": "Active"},

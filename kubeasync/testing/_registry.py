@@ -62,6 +62,8 @@ _SYSTEM_METADATA = (
     "name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp",
     "deletionGracePeriodSeconds",
 )
+# What a write to a built-in kind's /status may change besides .status.
+_STATUS_WRITABLE_METADATA = ("labels", "annotations")
 _POLICIES = ("Foreground", "Background", "Orphan")
 _EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can"
@@ -412,6 +414,14 @@ class Registry:
                 candidate.pop("status", None)
             else:
                 candidate["status"] = new["status"]
+            if strategy.status_writes_metadata:
+                candidate_meta = meta(candidate)
+                for meta_field in _STATUS_WRITABLE_METADATA:
+                    value = meta(new).get(meta_field)
+                    if value is None:
+                        candidate_meta.pop(meta_field, None)
+                    else:
+                        candidate_meta[meta_field] = clone(value)
         elif subresource == "finalize":
             candidate = clone(old)
             candidate.setdefault("spec", {})["finalizers"] = list(
