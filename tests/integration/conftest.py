@@ -26,13 +26,11 @@ import pytest
 import pytest_asyncio
 
 import kubeasync
-from kubeasync import NotFound, custom_resource
+from kubeasync import Forbidden, NotFound, ServerError
 
 KUBECONFIG_ENV = "KUBEASYNC_TEST_KUBECONFIG"
 TOOLS_ENV = "KUBEASYNC_REAL_APISERVER_TOOLS"
 HERE = Path(__file__).parent
-
-SERVICE_ACCOUNTS = custom_resource(kind="ServiceAccount", group="", version="v1", plural="serviceaccounts")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -81,24 +79,26 @@ async def namespace(
 async def wait_for_default_service_account(
     kube: kubeasync.Client, namespace: str, timeout: float = 60
 ) -> None:
-    """A new namespace has no ``default`` ServiceAccount for a few seconds, and the
-    admission controller refuses pods until the controller manager has made it."""
-    accounts = kube.resource(SERVICE_ACCOUNTS)
+    """A new namespace has no ``default`` ServiceAccount for a few seconds, and admission
+    refuses pods until the controller manager has made it and its token. Admission reads
+    its own cache, which can lag behind a GET, so the probe is what admission answers: a
+    dry-run pod create."""
+    probe = {
+        "metadata": {"name": "admission-probe"},
+        "spec": {"containers": [{"name": "probe", "image": "busybox"}]},
+    }
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         try:
-            account = await accounts.get("default", namespace=namespace)
-        except NotFound:
-            account = None
-        # 1.20 also needs the account's token secret before it admits a pod.
-        if account is not None and account.get("secrets"):
+            await kube.pods.create(probe, namespace=namespace, dry_run=True)
             return
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"namespace {namespace}: no default ServiceAccount after {timeout:.0f} s "
-                "(is kube-controller-manager running?)"
-            )
+        except (Forbidden, ServerError) as exc:
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"namespace {namespace}: pods still refused after {timeout:.0f} s "
+                    f"(is kube-controller-manager running?): {exc}"
+                ) from exc
         await asyncio.sleep(0.2)
 
 
