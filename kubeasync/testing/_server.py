@@ -645,11 +645,18 @@ class FakeApiServer:
                 self._abort(request)
                 return response
             drop_after = rule.events if rule is not None else None
+            mid_line = rule is not None and rule.mid_line
 
             async def send(data: bytes) -> bool:
                 nonlocal sent
                 if drop_after is not None and sent >= drop_after:
-                    self._abort(request)
+                    if mid_line:
+                        # Half a line, flushed (close, not abort), then no more.
+                        await response.write(data[: max(1, len(data) // 2)])
+                        if request.transport is not None:
+                            request.transport.close()
+                    else:
+                        self._abort(request)
                     return False
                 await response.write(data)
                 sent += 1
