@@ -632,6 +632,7 @@ class FakeApiServer:
         deadline = time.monotonic() + (timeout if timeout else self.watch_timeout)
         bookmarks = _true(q.get("allowWatchBookmarks"))
         lines, watch, match = self._watch_start(request, d, namespace)
+        processed = self.store.rv  # every change up to it is in ``lines`` or the queue
         line = self._line_encoder(request, d)
         rule = self.faults.take(request.method, request.path, watch=True)
         response = web.StreamResponse(status=200, headers={
@@ -670,6 +671,13 @@ class FakeApiServer:
                 return response
             strategy = strategy_for(d)
             next_bookmark = time.monotonic() + self.bookmark_interval
+
+            def covered() -> int:
+                # A bookmark claims only what this watch has processed: with changes
+                # still queued (a slow reader), the rv of the last one taken; a client
+                # resuming from it must get the rest.
+                return self.store.rv if watch.queue.empty() else processed
+
             stopping = asyncio.ensure_future(self._stopping.wait())
             try:
                 while True:
@@ -677,7 +685,7 @@ class FakeApiServer:
                     wake = min(deadline, next_bookmark) if bookmarks else deadline
                     if now >= deadline:
                         if bookmarks:  # as the real server does shortly before a timeout
-                            await send(line("BOOKMARK", _bookmark(d, self.store.rv,
+                            await send(line("BOOKMARK", _bookmark(d, covered(),
                                                                   strategy.bookmark_body)))
                         break
                     if bookmarks and now >= next_bookmark:
@@ -700,11 +708,12 @@ class FakeApiServer:
                         break
                     if kind == "bookmark":
                         if bookmarks:
-                            mark = line("BOOKMARK", _bookmark(d, self.store.rv,
+                            mark = line("BOOKMARK", _bookmark(d, covered(),
                                                               strategy.bookmark_body))
                             if not await send(mark):
                                 return response
                         continue
+                    processed = payload.rv
                     converted = _convert(payload, match, line)
                     if converted is not None and not await send(converted):
                         return response
