@@ -121,3 +121,42 @@ async def test_clear_and_validation(fake_apiserver):
         fake_apiserver.faults.fail_next(0)
     with pytest.raises(ValueError):
         fake_apiserver.faults.fail_next(1, status=200)
+
+
+async def test_drop_watch_after_mid_line(api, fake_apiserver):
+    for name in "abc":
+        await api("POST", CMS, {"metadata": {"name": name}})
+    rule = fake_apiserver.faults.drop_watch_after(1, mid_line=True)
+    response, lines = await api.stream(f"{CMS}?watch=1")
+    async with response:
+        events = await lines.events(1)
+        assert [e["object"]["metadata"]["name"] for e in events] == ["a"]
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await lines.event()  # half of "b"'s line, then the cut
+        assert lines._buffer.startswith(b'{"type":"ADDED"') and b"\n" not in lines._buffer
+    assert rule.hits == 1 and fake_apiserver.faults.rules == []
+    # the next watch is whole again
+    response, lines = await api.stream(f"{CMS}?watch=1&timeoutSeconds=1")
+    async with response:
+        assert len(await lines.rest()) == 3
+
+
+async def test_watcher_survives_a_cut_mid_line(fake_apiserver):
+    async with kubeasync.Client(fake_apiserver.config()) as kube:
+        for name in "ab":
+            await kube.config_maps.create({"metadata": {"name": name}})
+        seen = []
+        watcher = kube.config_maps.watch(
+            send_initial_events=False, backoff=kubeasync.Backoff(initial=0.01, maximum=0.02))
+        async with watcher:
+            for _ in range(2):
+                seen.append((await watcher.__anext__()).object.metadata.name)
+            fake_apiserver.faults.drop_watch_after(0, mid_line=True)
+            fake_apiserver.end_watches(abort=False)  # the re-watch meets the cut
+            await kube.config_maps.create({"metadata": {"name": "c"}})
+            await kube.config_maps.create({"metadata": {"name": "d"}})
+            for _ in range(2):
+                event = await asyncio.wait_for(watcher.__anext__(), 5)
+                seen.append((event.type, event.object.metadata.name))
+    assert seen == ["a", "b", ("ADDED", "c"), ("ADDED", "d")]
+    assert fake_apiserver.faults.rules == []  # the cut happened

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
+import kubeasync
 from kubeasync.testing import FakeApiServer
 
 CMS = "/api/v1/namespaces/default/configmaps"
@@ -270,3 +272,49 @@ async def test_server_stop_ends_open_watches():
         await asyncio.sleep(0.05)
         await asyncio.wait_for(server.stop(), 3)
         await asyncio.wait_for(reader, 3)
+
+
+def block_the_loop(seconds: float) -> None:
+    """Keep the event loop busy (nothing else runs), as a CPU-bound process would."""
+    time.sleep(seconds)
+
+
+async def test_a_bookmark_never_claims_events_not_yet_sent(api, fake_apiserver):
+    """Changes queued for a watch but not yet written when its timeout comes (a slow
+    reader, a busy loop) are not covered by the closing BOOKMARK: a client resuming from
+    the bookmark's resourceVersion must get them."""
+    response, lines = await api.stream(f"{CMS}?watch=1&allowWatchBookmarks=true&timeoutSeconds=1")
+    async with response:
+        start = int(fake_apiserver.resource_version)
+        for i in range(20):  # queued at once, no await: the watch has a backlog
+            fake_apiserver.put_object("configmaps", cm(f"c{i}"))
+        block_the_loop(1.1)  # past the watch's deadline
+        events = await lines.rest(timeout=3)
+    assert events and events[-1]["type"] == "BOOKMARK"
+    mark = int(events[-1]["object"]["metadata"]["resourceVersion"])
+    sent = [int(e["object"]["metadata"]["resourceVersion"]) for e in events[:-1]]
+    assert sent == list(range(start + 1, start + 1 + len(sent)))
+    assert mark == (sent[-1] if sent else start)
+    # resuming from the bookmark gives the rest
+    response, lines = await api.stream(f"{CMS}?watch=1&resourceVersion={mark}&timeoutSeconds=1")
+    async with response:
+        rest = await lines.rest(timeout=3)
+    assert len(sent) + len(rest) == 20
+
+
+async def test_watcher_loses_nothing_when_a_watch_times_out_with_a_backlog(fake_apiserver):
+    async with kubeasync.Client(fake_apiserver.config()) as kube, \
+            kube.config_maps.watch(timeout_seconds=1, send_initial_events=False) as w:
+        first = asyncio.ensure_future(w.__anext__())  # lists (nothing), then watches
+        for _ in range(500):
+            if fake_apiserver.open_watches:
+                break
+            await asyncio.sleep(0.01)
+        fake_apiserver.put_object("configmaps", cm("first"))
+        assert (await asyncio.wait_for(first, 5)).object.metadata.name == "first"
+        for i in range(20):
+            fake_apiserver.put_object("configmaps", cm(f"c{i}"))
+        block_the_loop(1.1)  # past the watch's deadline, with 20 changes queued
+        names = [(await asyncio.wait_for(w.__anext__(), 5)).object.metadata.name
+                 for _ in range(20)]
+    assert names == [f"c{i}" for i in range(20)]

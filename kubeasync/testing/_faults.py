@@ -41,6 +41,7 @@ class FaultRule:
     retry_after: int | None = None
     seconds: float = 0.0
     events: int = 0
+    mid_line: bool = False
     message: str | None = None
     hits: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
@@ -111,13 +112,15 @@ class Faults:
         return self._add(FaultRule("drop", n, method, path))
 
     def drop_watch_after(
-        self, n_events: int, *, n: int = 1, path: str | None = None
+        self, n_events: int, *, n: int = 1, path: str | None = None, mid_line: bool = False
     ) -> FaultRule:
         """Cut the next ``n`` matching watches off (no terminating chunk) after
-        ``n_events`` events."""
+        ``n_events`` events. With ``mid_line``, the cut falls inside the next line: its
+        first half is sent (once there is a next event), then the connection closes."""
         if n_events < 0:
             raise ValueError(f"n_events must be >= 0, got {n_events}")
-        return self._add(FaultRule("drop_watch", n, "GET", path, events=n_events))
+        return self._add(FaultRule("drop_watch", n, "GET", path, events=n_events,
+                                   mid_line=mid_line))
 
     def stall_next_watch(self, *, n: int = 1, path: str | None = None) -> FaultRule:
         """Answer the next ``n`` matching watches with 200 and headers, then send nothing

@@ -633,6 +633,7 @@ class FakeApiServer:
         deadline = time.monotonic() + (timeout if timeout else self.watch_timeout)
         bookmarks = _true(q.get("allowWatchBookmarks"))
         lines, watch, match = self._watch_start(request, d, namespace)
+        processed = self.store.rv  # every change up to it is in ``lines`` or the queue
         line = self._line_encoder(request, d)
         rule = self.faults.take(request.method, request.path, watch=True)
         response = web.StreamResponse(status=200, headers={
@@ -646,11 +647,18 @@ class FakeApiServer:
                 self._abort(request)
                 return response
             drop_after = rule.events if rule is not None else None
+            mid_line = rule is not None and rule.mid_line
 
             async def send(data: bytes) -> bool:
                 nonlocal sent
                 if drop_after is not None and sent >= drop_after:
-                    self._abort(request)
+                    if mid_line:
+                        # Half a line, flushed (close, not abort), then no more.
+                        await response.write(data[: max(1, len(data) // 2)])
+                        if request.transport is not None:
+                            request.transport.close()
+                    else:
+                        self._abort(request)
                     return False
                 await response.write(data)
                 sent += 1
@@ -664,6 +672,13 @@ class FakeApiServer:
                 return response
             strategy = strategy_for(d)
             next_bookmark = time.monotonic() + self.bookmark_interval
+
+            def covered() -> int:
+                # A bookmark claims only what this watch has processed: with changes
+                # still queued (a slow reader), the rv of the last one taken; a client
+                # resuming from it must get the rest.
+                return self.store.rv if watch.queue.empty() else processed
+
             stopping = asyncio.ensure_future(self._stopping.wait())
             try:
                 while True:
@@ -671,7 +686,7 @@ class FakeApiServer:
                     wake = min(deadline, next_bookmark) if bookmarks else deadline
                     if now >= deadline:
                         if bookmarks:  # as the real server does shortly before a timeout
-                            await send(line("BOOKMARK", _bookmark(d, self.store.rv,
+                            await send(line("BOOKMARK", _bookmark(d, covered(),
                                                                   strategy.bookmark_body)))
                         break
                     if bookmarks and now >= next_bookmark:
@@ -694,11 +709,12 @@ class FakeApiServer:
                         break
                     if kind == "bookmark":
                         if bookmarks:
-                            mark = line("BOOKMARK", _bookmark(d, self.store.rv,
+                            mark = line("BOOKMARK", _bookmark(d, covered(),
                                                               strategy.bookmark_body))
                             if not await send(mark):
                                 return response
                         continue
+                    processed = payload.rv
                     converted = _convert(payload, match, line)
                     if converted is not None and not await send(converted):
                         return response
