@@ -36,9 +36,8 @@ seconds). What it does:
 
 It prints a summary table and exits non-zero on any loss, gap, duplicate, watcher error or
 failure to converge. The counts of relists, reconnects, synthesized events and failures
-come from four private methods of each :class:`~kubeasync.Watcher` that the soak wraps
-for counting only (the watcher has no public statistics); the views are built from the
-public events alone.
+come from each watcher's (and informer's) ``stats``; the views are built from the events
+alone.
 """
 
 from __future__ import annotations
@@ -134,7 +133,7 @@ def content(obj: Any) -> Any:
 
 @dataclass
 class Counters:
-    """A watcher's figures: events from its own view, the rest from the watcher's probe."""
+    """A watcher's figures: events from its own view, the rest from its WatcherStats."""
 
     events: collections.Counter[str] = field(default_factory=collections.Counter)
     tombstones: int = 0
@@ -143,6 +142,12 @@ class Counters:
     watch_opens: int = 0
     failures: collections.Counter[str] = field(default_factory=collections.Counter)
     lagged: int = 0  # informer consumers that fell behind and resubscribed
+
+    def absorb(self, stats: kubeasync.WatcherStats) -> None:
+        self.resyncs = stats.resyncs
+        self.synthesized = stats.resync_events
+        self.watch_opens = stats.watches
+        self.failures = collections.Counter(stats.failures)
 
     @property
     def relists(self) -> int:
@@ -210,39 +215,6 @@ class View:
         return out
 
 
-def instrument(watcher: kubeasync.Watcher[Any], counters: Counters) -> None:
-    """Count what the watcher does, through four of its private methods (counting only)."""
-    open_watch, reconcile = watcher._open_watch, watcher._reconcile
-    finish, failed = watcher._finish_resync, watcher._failed
-    pending = watcher._pending
-
-    def _open_watch() -> Any:
-        counters.watch_opens += 1
-        return open_watch()
-
-    def _reconcile(obj: Any) -> None:
-        before = len(pending)
-        reconcile(obj)
-        if counters.resyncs:
-            counters.synthesized += len(pending) - before
-
-    def _finish_resync(resource_version: str | None) -> None:
-        before = len(pending)
-        finish(resource_version)
-        if counters.resyncs:
-            counters.synthesized += len(pending) - before
-        counters.resyncs += 1
-
-    def _failed(exc: BaseException) -> None:
-        counters.failures[type(exc).__name__] += 1
-        failed(exc)
-
-    watcher._open_watch = _open_watch  # type: ignore[method-assign]
-    watcher._reconcile = _reconcile  # type: ignore[method-assign]
-    watcher._finish_resync = _finish_resync  # type: ignore[method-assign]
-    watcher._failed = _failed  # type: ignore[method-assign]
-
-
 # --------------------------------------------------------------------------- the parts
 
 
@@ -281,12 +253,9 @@ class WatcherRun:
         if self.spec.informer:
             self.informer = api.informer(**self._watch_options())
             await self.informer.start()
-            # start() only creates the task: its watcher has not run yet
-            instrument(self.informer._run.watcher, self.view.counters)  # type: ignore[union-attr]
             self.task = asyncio.create_task(self._follow_informer())
         else:
             self.watcher = api.watch(**self._watch_options())
-            instrument(self.watcher, self.view.counters)
             self.task = asyncio.create_task(self._follow_watcher())
 
     async def _follow_watcher(self) -> None:
@@ -326,8 +295,10 @@ class WatcherRun:
 
     async def stop(self) -> None:
         if self.watcher is not None:
+            self.view.counters.absorb(self.watcher.stats)
             await self.watcher.aclose()
         if self.informer is not None:
+            self.view.counters.absorb(self.informer.stats)
             await self.informer.stop()
         if self.task is not None:
             self.task.cancel()

@@ -71,6 +71,7 @@ from .watch import (
     LogStream,
     ModifiedEvent,
     Watcher,
+    WatcherStats,
     WatchEvent,
     WatchStream,
 )
@@ -134,6 +135,7 @@ __all__ = [
     "WatchEvent",
     "WatchStream",
     "Watcher",
+    "WatcherStats",
     "__version__",
     "custom_resource",
     "drop_managed_fields",

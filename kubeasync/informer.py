@@ -70,6 +70,7 @@ from .watch import (
     Backoff,
     DeletedEvent,
     Watcher,
+    WatcherStats,
     WatchEvent,
     _dict_identity,
     _positive_int,
@@ -402,6 +403,12 @@ class Informer(Generic[T]):
     def error(self) -> Exception | None:
         """What stopped the started informer, or ``None``."""
         return self._run.error if self._run is not None else None
+
+    @property
+    def stats(self) -> WatcherStats:
+        """The :class:`~kubeasync.WatcherStats` of its watcher since it was started
+        (reconnections, relists, failures survived); all zero when it is not running."""
+        return self._run.watcher.stats if self._run is not None else WatcherStats()
 
     async def wait_synced(self) -> None:
         """Wait until the store holds a complete state of the collection.

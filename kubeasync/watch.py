@@ -97,7 +97,7 @@ import random
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, Union
 
 import aiohttp
@@ -609,6 +609,31 @@ _INITIAL_EVENTS_SUPPORT: weakref.WeakKeyDictionary[Session, bool] = weakref.Weak
 _Identity = tuple[tuple[str, str], str | None, str | None]
 
 
+@dataclass
+class WatcherStats:
+    """What a :class:`Watcher` has been through: for metrics, logs and tests. The counters
+    only grow; read them at any time.
+
+    Attributes:
+        watches: watch requests opened; every reconnection is one more.
+        resyncs: times the whole state was fetched (by a list or by initial events), the
+            first one included.
+        resync_events: the events resyncs produced for a caller that had already seen the
+            state: the changes it missed while away (ADDED, MODIFIED and DELETED).
+        inferred_deletions: of those, the DELETED events with ``final_state_unknown``.
+        failures: the failures survived, by exception class name (``Gone`` for an expired
+            resourceVersion or continue token, ``TooManyRequests``, ``ServiceUnavailable``,
+            ``RequestTimeout`` for a stalled connection, ``TransportError`` for a lost
+            one, ...).
+    """
+
+    watches: int = 0
+    resyncs: int = 0
+    resync_events: int = 0
+    inferred_deletions: int = 0
+    failures: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
 def _struct_identity(obj: Any) -> _Identity:
     meta = obj.metadata
     if meta is None:
@@ -666,6 +691,7 @@ class Watcher(Generic[T]):
         resource_version: the checkpoint: every change up to it has been yielded. Save it
             and resume with ``api.watch(resource_version=saved)``. ``None`` until the
             initial state has been yielded.
+        stats: a :class:`WatcherStats`: reconnections, resyncs and the failures survived.
     """
 
     def __init__(
@@ -729,6 +755,10 @@ class Watcher(Generic[T]):
         self._identity = _dict_identity if descriptor.model is dict else _struct_identity
 
         self.resource_version = resource_version
+        self.stats = WatcherStats()
+        # After the first sync (or from a given resourceVersion) the caller holds a view,
+        # and what a resync yields is what it missed.
+        self._caller_has_view = resource_version is not None
         self._seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         self._pending: collections.deque[WatchEvent[T]] = collections.deque()
         self._version_when_drained: str | None = None
@@ -872,6 +902,7 @@ class Watcher(Generic[T]):
     def _failed(self, exc: BaseException) -> None:
         """Decide what a failure means: resync, retry after backoff, or raise it."""
         self._drop_stream()
+        self.stats.failures[type(exc).__name__] += 1
         retry_after: float | None = None
         if isinstance(exc, Gone):
             # Resync, but through the backoff as any failure: a server answering 410 to
@@ -926,6 +957,7 @@ class Watcher(Generic[T]):
             self._failed(exc)
 
     def _open_watch(self) -> WatchStream[T]:
+        self.stats.watches += 1
         initial = self._state is _INITIAL
         if initial:
             # A new attempt at the initial events: only what it streams counts as listed.
@@ -959,13 +991,17 @@ class Watcher(Generic[T]):
         seen = self._seen
         previous = seen.get(key)
         seen[key] = (uid, rv)
+        pending = self._pending
+        before = len(pending)
         if previous is None:
-            self._pending.append(AddedEvent(obj))
+            pending.append(AddedEvent(obj))
         elif previous[0] != uid:
-            self._pending.append(self._tombstone(key, *previous))
-            self._pending.append(AddedEvent(obj))
+            pending.append(self._tombstone(key, *previous))
+            pending.append(AddedEvent(obj))
         elif previous[1] != rv:
-            self._pending.append(ModifiedEvent(obj))
+            pending.append(ModifiedEvent(obj))
+        if self._caller_has_view:
+            self.stats.resync_events += len(pending) - before
 
     def _tombstone(self, key: tuple[str, str], uid: str | None, rv: str | None
                    ) -> DeletedEvent[T]:
@@ -976,14 +1012,20 @@ class Watcher(Generic[T]):
         body = {"kind": self.descriptor.kind, "apiVersion": self.descriptor.api_version,
                 "metadata": {k: v for k, v in metadata.items() if v is not None}}
         obj = self._object_decoder.decode(msgspec.json.encode(body))
+        self.stats.inferred_deletions += 1
         return DeletedEvent(obj, final_state_unknown=True)
 
     def _finish_resync(self, resource_version: str | None) -> None:
         """Report what disappeared while away; the resync's version becomes the checkpoint."""
         listed = self._listed
-        for key in [key for key in self._seen if key not in listed]:
+        vanished = [key for key in self._seen if key not in listed]
+        for key in vanished:
             uid, rv = self._seen.pop(key)
             self._pending.append(self._tombstone(key, uid, rv))
+        if self._caller_has_view:
+            self.stats.resync_events += len(vanished)
+        self._caller_has_view = True
+        self.stats.resyncs += 1
         self._listed = set()
         self._state = _WATCH
         self._resynced = True
@@ -1006,6 +1048,7 @@ class Watcher(Generic[T]):
             if self._continue is None:
                 raise
             log.debug("%s: the list's continue token expired; listing again", self)
+            self.stats.failures["Gone"] += 1
             self._start_resync()
             return
         items, self._continue, list_version = _list_parts(page)

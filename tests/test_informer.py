@@ -497,6 +497,10 @@ async def test_the_store_converges_after_a_restart_and_410_with_the_difference_a
         assert consumer.error is None
         await kube.pods.create(pod("zz-marker"))
         assert (await consumer.until(11))[-1] == ("added", "zz-marker")
+        stats = pods.stats
+        assert (stats.resyncs, stats.resync_events, stats.inferred_deletions) == (2, 5, 2)
+        assert stats.failures["Gone"] >= 1
+    assert pods.stats.resyncs == 0  # stopped: nothing running, nothing counted
     assert sorted(changes[5:10]) == [
         ("added", "web-2"), ("added", "web-9"), ("deleted", "web-1"), ("deleted", "web-2"),
         ("updated", "web-0"),

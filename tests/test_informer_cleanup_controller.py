@@ -64,7 +64,8 @@ def finished(server: FakeApiServer, name: str) -> bool:
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
-    for _ in range(1000):
+    # Generous: the script test starts a Python process, slow on a loaded 2-core machine.
+    for _ in range(3000):
         if check():
             return
         await asyncio.sleep(0.01)

@@ -276,6 +276,12 @@ async def converge_after_relist(server: WatchServer, kube: kubeasync.Client,
         server.create("zz-marker")
         assert await view.take(watcher, 1) == [("ADDED", "zz-marker", str(server.rv))]
         assert watcher.resource_version == str(server.rv)
+        # The statistics tell the same story: one expiry, one resync after the first, the
+        # five events it produced, two of them inferred deletions (web-1, the old web-2).
+        stats = watcher.stats
+        assert (stats.resyncs, stats.resync_events, stats.inferred_deletions) == (2, 5, 2)
+        assert stats.failures["Gone"] == 1
+        assert stats.watches >= 2
     assert view.objects == server.state()
     return events
 
@@ -365,6 +371,8 @@ async def test_survives_a_stalled_stream_through_the_idle_timeout() -> None:
             server.create("web-1")  # sent by no one until the stalled watch is replaced
             await view.until(watcher, "web-1")
             await until_no_watch_streams_but(server, 1)  # the stalled one saw us leave
+            assert watcher.stats.failures["RequestTimeout"] >= 1  # the idle timeout
+            assert watcher.stats.resyncs == 1  # a stall costs a reconnection, not a relist
     # (A later reconnection, if the quiet second watch also idles out, is legitimate.)
     assert [q["resourceVersion"] for q in server.watch_requests()][:2] == ["101", "101"]
     assert view.objects == server.state()

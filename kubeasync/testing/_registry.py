@@ -193,6 +193,19 @@ class Registry:
             raise st.bad_request("metadata must be an object")
         return obj
 
+    def _check_name_and_namespace(
+        self, d: Descriptor, obj: Obj, name: str, namespace: str | None
+    ) -> None:
+        """A write to a named URL: the body's name (if any) must be the URL's."""
+        metadata = meta(obj)
+        if metadata.get("name") and metadata["name"] != name:
+            raise st.bad_request(
+                f"the name of the object ({metadata['name']}) does not match the name on the"
+                f" URL ({name})"
+            )
+        metadata["name"] = name
+        self._check_namespace(d, obj, namespace)
+
     @staticmethod
     def _check_namespace(d: Descriptor, obj: Obj, namespace: str | None) -> None:
         metadata = meta(obj)
@@ -355,13 +368,7 @@ class Registry:
     ) -> Obj:
         obj = self._check_type(d, body)
         metadata = meta(obj)
-        if metadata.get("name") and metadata["name"] != name:
-            raise st.bad_request(
-                f"the name of the object ({metadata['name']}) does not match the name on the"
-                f" URL ({name})"
-            )
-        metadata["name"] = name
-        self._check_namespace(d, obj, namespace)
+        self._check_name_and_namespace(d, obj, name, namespace)
         old = self.get(d, namespace, name)
         wanted = metadata.get("resourceVersion")
         if wanted and wanted != meta(old).get("resourceVersion"):
@@ -566,13 +573,7 @@ class Registry:
             raise st.bad_request(f"error decoding YAML: {exc}") from None
         config = self._check_type(d, config)
         config_meta = meta(config)
-        if config_meta.get("name") and config_meta["name"] != name:
-            raise st.bad_request(
-                f"the name of the object ({config_meta['name']}) does not match the name on the"
-                f" URL ({name})"
-            )
-        config_meta["name"] = name
-        self._check_namespace(d, config, namespace)
+        self._check_name_and_namespace(d, config, name, namespace)
         old = self.find(d, namespace, name)
         if old is None:
             if subresource is not None:
