@@ -30,6 +30,8 @@ from kubeasync import Forbidden, NotFound, ServerError
 
 KUBECONFIG_ENV = "KUBEASYNC_TEST_KUBECONFIG"
 TOOLS_ENV = "KUBEASYNC_REAL_APISERVER_TOOLS"
+# ConfigMap watches read etcd directly, so a compaction expires them (see docs/integration.md).
+WATCH_CACHE_FLAG = "--watch-cache-sizes=configmaps#0"
 HERE = Path(__file__).parent
 
 
@@ -130,8 +132,14 @@ class RealApiServer:
         await self._script(str(self.tools / "stop.sh"))
 
     async def start(self) -> None:
-        """Start again on the same data, with the same token and certificates."""
-        await self._script(str(self.tools / "start.sh"), self.kubeconfig, KUBE_REAL_KEEP_DATA="1")
+        """Start again on the same data, with the same token and certificates, and with
+        the tier's one server flag even if the environment lost it (without it a compaction
+        cannot expire a ConfigMap watch, and the 410 tests after a restart would fail)."""
+        args = os.environ.get("KUBE_REAL_APISERVER_ARGS", "")
+        if WATCH_CACHE_FLAG not in args:
+            args = f"{args} {WATCH_CACHE_FLAG}".strip()
+        await self._script(str(self.tools / "start.sh"), self.kubeconfig,
+                           KUBE_REAL_KEEP_DATA="1", KUBE_REAL_APISERVER_ARGS=args)
 
     async def etcd_revision(self) -> int:
         out = await self._etcdctl("endpoint", "status", "-w", "json")
