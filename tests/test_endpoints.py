@@ -7,7 +7,6 @@ differs. The integration tier repeats these against a real kube-apiserver.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -18,48 +17,7 @@ from kubeasync import PatchType
 from kubeasync.api import ResourceApi
 from kubeasync.models import ObjectMeta, Status, to_dict
 from kubeasync.testing import FakeApiServer
-
-
-def pod(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "app", "image": "busybox"}]},
-    }
-
-
-def job(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "app", "image": "busybox"}],
-                }
-            }
-        },
-    }
-
-
-def service(name: str, **labels: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "labels": labels}, "spec": {"ports": [{"port": 80}]}}
-
-
-def pvc(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-
-
-Builder = Callable[..., dict[str, Any]]
-SEED: dict[str, Builder] = {
-    "pods": pod,
-    "jobs": job,
-    "services": service,
-    "persistent_volume_claims": pvc,
-}
-seed = pytest.mark.parametrize("attribute", list(SEED))
+from tests.helpers.bodies import SEED, pod, seed, service
 
 
 def api_for(kube: kubeasync.Client, attribute: str) -> ResourceApi[Any, Any]:

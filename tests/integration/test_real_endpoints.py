@@ -31,55 +31,10 @@ from kubeasync import PatchType
 from kubeasync.api import ResourceApi
 from kubeasync.models import Status, to_dict
 from kubeasync.request import Request
+from tests.helpers.bodies import SEED, job, pod, seed, service
 
 T = TypeVar("T")
 
-
-def pod(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "app", "image": "busybox"}]},
-    }
-
-
-def job(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "app", "image": "busybox"}],
-                }
-            }
-        },
-    }
-
-
-def service(name: str, **labels: str) -> dict[str, Any]:
-    # "protocol" is the default, but 1.20's server-side apply needs it spelled out: without
-    # it an apply answers 500 "associative list with keys has an element that omits key
-    # field \"protocol\"" (a known 1.20 bug, fixed in 1.21)
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"ports": [{"port": 80, "protocol": "TCP"}]},
-    }
-
-
-def pvc(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    }
-
-
-SEED: dict[str, Callable[..., dict[str, Any]]] = {
-    "pods": pod,
-    "jobs": job,
-    "services": service,
-    "persistent_volume_claims": pvc,
-}
-seed = pytest.mark.parametrize("attribute", list(SEED))
 
 # A status each kind accepts through its status subresource. The Job's is a condition of
 # our own type: the job controller recomputes active/succeeded/failed from the pods, but
