@@ -318,3 +318,26 @@ async def test_watcher_loses_nothing_when_a_watch_times_out_with_a_backlog(fake_
         names = [(await asyncio.wait_for(w.__anext__(), 5)).object.metadata.name
                  for _ in range(20)]
     assert names == [f"c{i}" for i in range(20)]
+
+
+async def test_a_client_leaving_a_watch_leaves_no_task_behind() -> None:
+    # The handler waits on its queue in a task of its own; when the client leaves, the
+    # handler is cancelled, and that task must go with it (else it is collected pending).
+    def queue_getters() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks()
+                if not t.done() and "Queue.get" in repr(t.get_coro())]
+
+    async with FakeApiServer() as server:
+        async with kubeasync.Client(server.config()) as kube:
+            stream = kube.config_maps.watch_stream(namespace="default", resource_version="1")
+            await kube.config_maps.create({"metadata": {"name": "a"}}, namespace="default")
+            async for _event in stream:
+                break
+            await stream.aclose()
+            for _ in range(200):
+                if server.open_watches == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert server.open_watches == 0
+            await asyncio.sleep(0)  # the cancellations run
+            assert queue_getters() == []

@@ -680,6 +680,7 @@ class FakeApiServer:
                 return self.store.rv if watch.queue.empty() else processed
 
             stopping = asyncio.ensure_future(self._stopping.wait())
+            getter: asyncio.Future[Any] | None = None
             try:
                 while True:
                     now = time.monotonic()
@@ -719,7 +720,11 @@ class FakeApiServer:
                     if converted is not None and not await send(converted):
                         return response
             finally:
+                # Also when the client leaves and this handler is cancelled mid-wait: a
+                # getter left pending would be collected with its queue, mid-get.
                 stopping.cancel()
+                if getter is not None:
+                    getter.cancel()
             await response.write_eof()
             return response
         except (ConnectionResetError, ConnectionError):
