@@ -327,17 +327,16 @@ async def test_a_client_leaving_a_watch_leaves_no_task_behind() -> None:
         return [t for t in asyncio.all_tasks()
                 if not t.done() and "Queue.get" in repr(t.get_coro())]
 
-    async with FakeApiServer() as server:
-        async with kubeasync.Client(server.config()) as kube:
-            stream = kube.config_maps.watch_stream(namespace="default", resource_version="1")
-            await kube.config_maps.create({"metadata": {"name": "a"}}, namespace="default")
-            async for _event in stream:
+    async with FakeApiServer() as server, kubeasync.Client(server.config()) as kube:
+        stream = kube.config_maps.watch_stream(namespace="default", resource_version="1")
+        await kube.config_maps.create({"metadata": {"name": "a"}}, namespace="default")
+        async for _event in stream:
+            break
+        await stream.aclose()
+        for _ in range(200):
+            if server.open_watches == 0:
                 break
-            await stream.aclose()
-            for _ in range(200):
-                if server.open_watches == 0:
-                    break
-                await asyncio.sleep(0.01)
-            assert server.open_watches == 0
-            await asyncio.sleep(0)  # the cancellations run
-            assert queue_getters() == []
+            await asyncio.sleep(0.01)
+        assert server.open_watches == 0
+        await asyncio.sleep(0)  # the cancellations run
+        assert queue_getters() == []
