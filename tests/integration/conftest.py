@@ -115,21 +115,24 @@ class RealApiServer:
         self.tools = tools
         self.kubeconfig = kubeconfig
 
-    async def _script(self, *args: str, **env: str) -> str:
+    @staticmethod
+    async def _run(*command: str, **env: str) -> str:
         process = await asyncio.create_subprocess_exec(
-            "bash", *args,
+            *command,
             env={**os.environ, **env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await process.communicate()
         if process.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed ({process.returncode}): {err.decode()}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({process.returncode}): {err.decode()}"
+            )
         return out.decode()
 
     async def stop(self) -> None:
         """Stop etcd, kube-apiserver and the controller manager; the data stays."""
-        await self._script(str(self.tools / "stop.sh"))
+        await self._run("bash", str(self.tools / "stop.sh"))
 
     async def start(self) -> None:
         """Start again on the same data, with the same token and certificates, and with
@@ -138,8 +141,8 @@ class RealApiServer:
         args = os.environ.get("KUBE_REAL_APISERVER_ARGS", "")
         if WATCH_CACHE_FLAG not in args:
             args = f"{args} {WATCH_CACHE_FLAG}".strip()
-        await self._script(str(self.tools / "start.sh"), self.kubeconfig,
-                           KUBE_REAL_KEEP_DATA="1", KUBE_REAL_APISERVER_ARGS=args)
+        await self._run("bash", str(self.tools / "start.sh"), self.kubeconfig,
+                        KUBE_REAL_KEEP_DATA="1", KUBE_REAL_APISERVER_ARGS=args)
 
     async def etcd_revision(self) -> int:
         out = await self._etcdctl("endpoint", "status", "-w", "json")
@@ -154,16 +157,7 @@ class RealApiServer:
 
     async def _etcdctl(self, *args: str) -> str:
         endpoint = f"http://127.0.0.1:{os.environ.get('KUBE_REAL_ETCD_PORT', '2379')}"
-        process = await asyncio.create_subprocess_exec(
-            "etcdctl", "--endpoints", endpoint, *args,
-            env={**os.environ, "ETCDCTL_API": "3"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"etcdctl {' '.join(args)} failed: {err.decode()}")
-        return out.decode()
+        return await self._run("etcdctl", "--endpoints", endpoint, *args, ETCDCTL_API="3")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -32,6 +32,7 @@ from kubeasync.api import ResourceApi
 from kubeasync.models import Status, to_dict
 from kubeasync.request import Request
 from tests.helpers.bodies import SEED, job, pod, seed, service
+from tests.helpers.waiting import eventually
 
 T = TypeVar("T")
 
@@ -63,19 +64,6 @@ def api_for(kube: kubeasync.Client, attribute: str) -> ResourceApi[Any, Any]:
 
 def names(page: Any) -> list[str]:
     return [item.metadata.name for item in page.items]
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30) -> T:
-    """Poll ``check`` until it returns something true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def gone(api: ResourceApi[Any, Any], name: str, namespace: str) -> bool:

@@ -12,25 +12,15 @@ misses the changes made meanwhile through the test's own client.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import kubeasync
-from kubeasync import Backoff, Change, Informer
+from kubeasync import Change, Informer
 from tests.helpers.partition import partitioned_client
+from tests.helpers.waiting import FAST, eventually
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RealApiServer
-
-FAST = Backoff(initial=0.05, maximum=0.5)
-
-
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    for _ in range(500):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 def state(objects: list[Any]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,7 +37,6 @@ import pytest
 import kubeasync
 from kubeasync import (
     AddedEvent,
-    Backoff,
     BookmarkEvent,
     DeletedEvent,
     ErrorEvent,
@@ -48,11 +47,11 @@ from kubeasync import (
 )
 from kubeasync.models import ConfigMap, Pod
 from tests.helpers.partition import partitioned_client
+from tests.helpers.waiting import FAST, eventually
 
 if TYPE_CHECKING:
     from tests.integration.conftest import RealApiServer
 
-FAST = Backoff(initial=0.05, maximum=0.5)
 SUITE = {"suite": "watch"}
 MODELS: dict[str, type[Any]] = {"pods": Pod, "config_maps": ConfigMap}
 
@@ -67,15 +66,6 @@ def body(plural: str, name: str, labels: dict[str, str] | None = None) -> dict[s
 def rv_of(obj: Any) -> str:
     version: str = obj.metadata.resource_version
     return version
-
-
-async def eventually(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError(f"never happened within {timeout:.0f} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 async def next_event(watcher: Any, timeout: float = 30) -> Any:
