@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from kubeasync.models import Pod, PodList
-from kubeasync.session import decode, decoder_for
+from kubeasync.transport.session import decode, decoder_for
 
 from . import data
 from . import plain_models as plain

@@ -29,7 +29,7 @@ from typing import Any
 
 import kubeasync
 from kubeasync.models import Pod
-from kubeasync.watch import WatchEvent
+from kubeasync.streams.watch import WatchEvent
 
 
 def load_checkpoint(state: Path) -> str | None:

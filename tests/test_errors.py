@@ -7,7 +7,7 @@ import json
 import pytest
 
 import kubeasync
-from kubeasync.errors import api_error_from_response
+from kubeasync.core.errors import api_error_from_response
 
 
 def status_body(code: int, reason: str, message: str = "m", **details: object) -> bytes:

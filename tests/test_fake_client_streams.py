@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import kubeasync
+from kubeasync.streams.watch import Backoff
 from kubeasync.testing import FakeApiServer, Timings
-from kubeasync.watch import Backoff
 
 FAST = Backoff(initial=0.01, maximum=0.05)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kubeasync
-from kubeasync.resources import BUILTIN_RESOURCES, custom_resource
+from kubeasync.core.descriptor import BUILTIN_RESOURCES, custom_resource
 from kubeasync.testing import FakeApiServer
 
 

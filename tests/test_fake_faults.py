@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 import kubeasync
-from kubeasync.session import RetryPolicy
+from kubeasync.transport.session import RetryPolicy
 
 CMS = "/api/v1/namespaces/default/configmaps"
 NO_RETRY = RetryPolicy(max_retries=0)

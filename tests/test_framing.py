@@ -15,7 +15,7 @@ import pytest
 
 import kubeasync
 from kubeasync.models import Pod
-from kubeasync.watch import (
+from kubeasync.streams.watch import (
     AddedEvent,
     BookmarkEvent,
     ErrorEvent,

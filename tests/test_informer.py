@@ -18,10 +18,10 @@ import pytest_asyncio
 
 import kubeasync
 from kubeasync import Backoff, Change, ChangesLagged, Informer
-from kubeasync.resources import BUILTIN_RESOURCES, PODS, custom_resource
+from kubeasync.core.descriptor import BUILTIN_RESOURCES, PODS, custom_resource
 from kubeasync.selectors import DoesNotExist, Exists, In, NotEqual, NotIn
-from kubeasync.session import NO_RETRY
 from kubeasync.testing import FakeApiServer
+from kubeasync.transport.session import NO_RETRY
 
 FAST = Backoff(initial=0.001, maximum=0.004)
 POD_PATH = r"/pods$"

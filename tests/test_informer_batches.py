@@ -10,7 +10,7 @@ import pytest
 
 import kubeasync
 from kubeasync import Backoff, Watcher, WatchEvent
-from kubeasync.resources import custom_resource
+from kubeasync.core.descriptor import custom_resource
 from tests.helpers.watch_server import WatchServer, serving
 
 FAST = Backoff(initial=0.001, maximum=0.004)

@@ -46,7 +46,7 @@ from kubeasync.models import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO / "kubeasync" / "models"
+MODELS_DIR = REPO / "src" / "kubeasync" / "models"
 
 
 def _load_generator() -> ModuleType:

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from kubeasync import JOBS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICES, PatchType
+from kubeasync.core.descriptor import ResourceDescriptor, custom_resource
+from kubeasync.core.request import RequestBuilder, encode_object, encode_patch
 from kubeasync.models import Container, ObjectMeta, Pod, PodSpec, Service
-from kubeasync.request import RequestBuilder, encode_object, encode_patch
-from kubeasync.resources import ResourceDescriptor, custom_resource
 from kubeasync.selectors import DoesNotExist, Exists, In, NotEqual, NotIn
 
 SEED = {

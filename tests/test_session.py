@@ -16,8 +16,8 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
 import kubeasync
-from kubeasync.auth import Auth
-from kubeasync.session import RateLimiter, RetryPolicy, gc_paused
+from kubeasync.config.auth import Auth
+from kubeasync.transport.session import RateLimiter, RetryPolicy, gc_paused
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -16,8 +16,8 @@ import pytest
 
 import kubeasync
 from kubeasync import Backoff, BookmarkEvent, DeletedEvent, Watcher, WatchEvent
+from kubeasync.core.descriptor import custom_resource
 from kubeasync.models import Pod
-from kubeasync.resources import custom_resource
 from tests.helpers.watch_server import Fault, WatchServer, serving
 
 FAST = Backoff(initial=0.001, maximum=0.004)

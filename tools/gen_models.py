@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Generate the typed models in ``kubeasync/models/`` from the Kubernetes OpenAPI definitions.
+"""Generate the typed models in ``src/kubeasync/models/`` from the Kubernetes OpenAPI definitions.
 
 Usage::
 
-    python tools/gen_models.py                 # regenerate kubeasync/models/ in place
+    python tools/gen_models.py                 # regenerate src/kubeasync/models/ in place
     python tools/gen_models.py --out DIR       # write the files to DIR instead
     python tools/gen_models.py --check         # exit 1 if the committed files are stale
 
@@ -33,7 +33,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DEFINITIONS = REPO / "tools" / "openapi" / "k8s-v1.37.0-definitions.json"
-DEFAULT_OUT = REPO / "kubeasync" / "models"
+DEFAULT_OUT = REPO / "src" / "kubeasync" / "models"
 
 GENERATOR = "tools/gen_models.py"
 WIDTH = 100

@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 import kubeasync
-from kubeasync.auth import BearerToken
+from kubeasync.config.auth import BearerToken
 
 
 async def bearer_token(config: kubeasync.ClusterConfig) -> str:

@@ -28,9 +28,9 @@ import pytest
 
 import kubeasync
 from kubeasync import PatchType
-from kubeasync.api import ResourceApi
+from kubeasync.api.client import ResourceApi
+from kubeasync.core.request import Request
 from kubeasync.models import Status, to_dict
-from kubeasync.request import Request
 from tests.helpers.bodies import SEED, job, pod, seed, service
 from tests.helpers.waiting import eventually
 

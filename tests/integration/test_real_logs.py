@@ -29,7 +29,7 @@ import pytest_asyncio
 
 import kubeasync
 from kubeasync import custom_resource
-from kubeasync.request import Request
+from kubeasync.core.request import Request
 
 NODES = custom_resource(group="", version="v1", kind="Node", plural="nodes", namespaced=False)
 

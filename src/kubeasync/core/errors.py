@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import msgspec
 
-from .models import Status
+from ..models import Status
 
 __all__ = [
     "AlreadyExists",

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .api import Client, object_key
-from .config import ClusterConfig
-from .errors import ApiError
+from .api.client import Client, object_key
+from .config.cluster import ClusterConfig
+from .core.descriptor import ResourceDescriptor
+from .core.errors import ApiError
 from .models import Status
-from .resources import ResourceDescriptor
 
 __all__ = ["DemoReport", "run_demo"]
 

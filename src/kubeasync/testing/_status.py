@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..resources import ResourceDescriptor
+from ..core.descriptor import ResourceDescriptor
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,19 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from .config import ClusterConfig, autodetect
-from .errors import Gone, NotFound
-from .informer import Informer, shared_informer, stop_informers
-from .models import (
+from ..config.cluster import ClusterConfig, autodetect
+from ..core.descriptor import BUILTIN_RESOURCES, ResourceDescriptor, validate_namespace
+from ..core.errors import Gone, NotFound
+from ..core.request import (
+    PatchType,
+    Request,
+    RequestBuilder,
+    coerce_patch_type,
+    delete_options,
+    encode_object,
+    encode_patch,
+)
+from ..models import (
     ConfigMap,
     ConfigMapList,
     Info,
@@ -34,18 +43,16 @@ from .models import (
     ServiceList,
     Status,
 )
-from .request import (
-    PatchType,
-    Request,
-    RequestBuilder,
-    coerce_patch_type,
-    delete_options,
-    encode_object,
-    encode_patch,
+from ..runtime.informer import Informer, shared_informer, stop_informers
+from ..streams.watch import (
+    DEFAULT_MAX_LINE_BYTES,
+    Backoff,
+    LogStream,
+    Watcher,
+    WatchStream,
+    stream_lines,
 )
-from .resources import BUILTIN_RESOURCES, ResourceDescriptor, validate_namespace
-from .session import RetryPolicy, Session, decode, decoder_for
-from .watch import DEFAULT_MAX_LINE_BYTES, Backoff, LogStream, Watcher, WatchStream, stream_lines
+from ..transport.session import RetryPolicy, Session, decode, decoder_for
 
 __all__ = ["Client", "LogsApi", "ResourceApi"]
 

@@ -24,17 +24,17 @@ import msgspec
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ._version import __version__
-from .auth import ClientCertificate
-from .config import ClusterConfig
-from .errors import (
+from .._version import __version__
+from ..config.auth import ClientCertificate
+from ..config.cluster import ClusterConfig
+from ..core.errors import (
     ApiError,
     DecodeError,
     RequestTimeout,
     TransportError,
     api_error_from_response,
 )
-from .request import Request
+from ..core.request import Request
 
 __all__ = ["RateLimiter", "Response", "RetryPolicy", "Session", "gc_paused"]
 

@@ -14,8 +14,8 @@
 """
 
 from ._version import __version__
-from .api import Client, LogsApi, ResourceApi
-from .auth import (
+from .api.client import Client, LogsApi, ResourceApi
+from .config.auth import (
     Auth,
     BasicAuth,
     BearerToken,
@@ -26,8 +26,19 @@ from .auth import (
     RefreshingAuth,
     TokenFile,
 )
-from .config import ClusterConfig
-from .errors import (
+from .config.cluster import ClusterConfig
+from .core.descriptor import (
+    BUILTIN_RESOURCES,
+    CONFIG_MAPS,
+    JOBS,
+    NAMESPACES,
+    PERSISTENT_VOLUME_CLAIMS,
+    PODS,
+    SERVICES,
+    ResourceDescriptor,
+    custom_resource,
+)
+from .core.errors import (
     AlreadyExists,
     ApiError,
     BadRequest,
@@ -48,21 +59,9 @@ from .errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from .informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
-from .request import PatchType, PropagationPolicy, Request
-from .resources import (
-    BUILTIN_RESOURCES,
-    CONFIG_MAPS,
-    JOBS,
-    NAMESPACES,
-    PERSISTENT_VOLUME_CLAIMS,
-    PODS,
-    SERVICES,
-    ResourceDescriptor,
-    custom_resource,
-)
-from .session import RetryPolicy
-from .watch import (
+from .core.request import PatchType, PropagationPolicy, Request
+from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
+from .streams.watch import (
     AddedEvent,
     Backoff,
     BookmarkEvent,
@@ -75,6 +74,7 @@ from .watch import (
     WatchEvent,
     WatchStream,
 )
+from .transport.session import RetryPolicy
 
 __all__ = [
     "BUILTIN_RESOURCES",

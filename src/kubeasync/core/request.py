@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from .resources import ResourceDescriptor, validate_name, validate_namespace
-from .selectors import render_field_selector, render_label_selector
+from ..core.descriptor import ResourceDescriptor, validate_name, validate_namespace
+from ..core.selectors import render_field_selector, render_label_selector
 
 __all__ = [
     "JSON",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from .models import (
+from ..models import (
     ConfigMap,
     ConfigMapList,
     Job,

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..core.descriptor import ResourceDescriptor
 from ..models import format_time
-from ..resources import ResourceDescriptor
 from ._kinds import CONTROLLER_FINALIZERS
 from ._registry import Registry, meta, rid
 from ._status import StatusError

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .auth import (
+from ..config.auth import (
     Auth,
     BasicAuth,
     BearerToken,
@@ -36,7 +36,7 @@ from .auth import (
     NoAuth,
     TokenFile,
 )
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SERVICE_ACCOUNT_DIR",

@@ -62,10 +62,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from .errors import KubeError
-from .resources import validate_name, validate_namespace
-from .selectors import parse_label_selector, render_field_selector, render_label_selector
-from .watch import (
+from ..core.descriptor import validate_name, validate_namespace
+from ..core.errors import KubeError
+from ..core.selectors import parse_label_selector, render_field_selector, render_label_selector
+from ..streams.watch import (
     DEFAULT_MAX_LINE_BYTES,
     Backoff,
     DeletedEvent,
@@ -78,8 +78,8 @@ from .watch import (
 )
 
 if TYPE_CHECKING:
-    from .resources import ResourceDescriptor
-    from .session import Session
+    from ..core.descriptor import ResourceDescriptor
+    from ..transport.session import Session
 
 __all__ = [
     "DEFAULT_MAX_QUEUE",

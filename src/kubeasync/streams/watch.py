@@ -103,7 +103,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, Unio
 import aiohttp
 import msgspec
 
-from .errors import (
+from ..core.errors import (
     ApiError,
     DecodeError,
     Gone,
@@ -113,13 +113,13 @@ from .errors import (
     TransportError,
     error_class,
 )
-from .models import Status
-from .request import Request, RequestBuilder
-from .selectors import render_field_selector, render_label_selector
-from .session import GC_PAUSE_THRESHOLD, Session, decoder_for
+from ..core.request import Request, RequestBuilder
+from ..core.selectors import render_field_selector, render_label_selector
+from ..models import Status
+from ..transport.session import GC_PAUSE_THRESHOLD, Session, decoder_for
 
 if TYPE_CHECKING:
-    from .resources import ResourceDescriptor
+    from ..core.descriptor import ResourceDescriptor
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from ..core.descriptor import ResourceDescriptor
 from ..models import format_time
-from ..resources import ResourceDescriptor
 from . import _status as st
 from ._kinds import Context, KindStrategy, name_causes, omit_empty, strategy_for
 from ._patch import (

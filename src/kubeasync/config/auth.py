@@ -32,7 +32,7 @@ from pathlib import Path
 
 import msgspec
 
-from .errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = [
     "Auth",

@@ -23,10 +23,10 @@ import msgspec
 import yaml
 from aiohttp import web
 
-from ..auth import BearerToken, NoAuth
-from ..config import ClusterConfig
+from ..config.auth import BearerToken, NoAuth
+from ..config.cluster import ClusterConfig
+from ..core.descriptor import BUILTIN_RESOURCES, ResourceDescriptor
 from ..models import parse_time
-from ..resources import BUILTIN_RESOURCES, ResourceDescriptor
 from . import _status as st
 from ._cluster import ControlPlane, LogBook, Timings
 from ._faults import FaultRule, Faults

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from ..api import Client
+from ..api.client import Client
 from ._server import FakeApiServer
 
 __all__ = ["fake_apiserver", "fake_apiserver_options", "kube"]

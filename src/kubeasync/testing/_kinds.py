@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..resources import ResourceDescriptor
+from ..core.descriptor import ResourceDescriptor
 from ._status import Cause, duplicate, invalid, not_supported, required
 
 Obj = dict[str, Any]
