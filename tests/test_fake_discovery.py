@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import kubeasync
-from kubeasync.core.descriptor import BUILTIN_RESOURCES, custom_resource
+from kubeasync.core.descriptor import custom_resource
+from kubeasync.kinds import BUILTIN_RESOURCES
 from kubeasync.testing import FakeApiServer
 
 

@@ -18,7 +18,8 @@ import pytest_asyncio
 
 import kubeasync
 from kubeasync import Backoff, Change, ChangesLagged, Informer
-from kubeasync.core.descriptor import BUILTIN_RESOURCES, PODS, custom_resource
+from kubeasync.core.descriptor import custom_resource
+from kubeasync.kinds import BUILTIN_RESOURCES, PODS
 from kubeasync.selectors import DoesNotExist, Exists, In, NotEqual, NotIn
 from kubeasync.testing import FakeApiServer
 from kubeasync.transport.session import NO_RETRY

@@ -102,6 +102,8 @@ async def test_finished_jobs_are_deleted_after_the_ttl_and_running_ones_are_kept
         await kube.jobs.create(job("quick"))
         await kube.jobs.create(job("failing", exit_code=1))
         await eventually(lambda: jobs_on(fake_apiserver) == {"long"}, "finished jobs deleted")
+        # The server forgets a Job before the controller has read the answer to its delete.
+        await eventually(lambda: len(controller.deleted) == 3, "the controller saw its deletes")
         assert not task.done()
         # Background propagation: the finished Jobs' pods are garbage-collected too.
         await eventually(lambda: not job_pods_on(fake_apiserver, "quick"), "quick's pods go")

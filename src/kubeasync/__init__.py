@@ -27,17 +27,7 @@ from .config.auth import (
     TokenFile,
 )
 from .config.cluster import ClusterConfig
-from .core.descriptor import (
-    BUILTIN_RESOURCES,
-    CONFIG_MAPS,
-    JOBS,
-    NAMESPACES,
-    PERSISTENT_VOLUME_CLAIMS,
-    PODS,
-    SERVICES,
-    ResourceDescriptor,
-    custom_resource,
-)
+from .core.descriptor import ResourceDescriptor, custom_resource
 from .core.errors import (
     AlreadyExists,
     ApiError,
@@ -60,6 +50,15 @@ from .core.errors import (
     UnsupportedMediaType,
 )
 from .core.request import PatchType, PropagationPolicy, Request
+from .kinds import (
+    BUILTIN_RESOURCES,
+    CONFIG_MAPS,
+    JOBS,
+    NAMESPACES,
+    PERSISTENT_VOLUME_CLAIMS,
+    PODS,
+    SERVICES,
+)
 from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
 from .streams.watch import (
     AddedEvent,

@@ -16,8 +16,9 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from ..config.cluster import ClusterConfig, autodetect
-from ..core.descriptor import BUILTIN_RESOURCES, ResourceDescriptor, validate_namespace
+from ..core.descriptor import ResourceDescriptor
 from ..core.errors import Gone, NotFound
+from ..core.names import validate_namespace
 from ..core.request import (
     PatchType,
     Request,
@@ -27,6 +28,7 @@ from ..core.request import (
     encode_object,
     encode_patch,
 )
+from ..kinds import BUILTIN_RESOURCES
 from ..models import (
     ConfigMap,
     ConfigMapList,

@@ -1,101 +1,225 @@
-"""The resource descriptor table.
+"""Resource descriptors: everything kubeasync knows about a kind of object.
 
-A :class:`ResourceDescriptor` is everything kubeasync needs to know about a kind of object:
-where it lives on the REST API, which verbs and subresources it has, and which model types
-its objects and lists decode into. Request paths, the generated :class:`~kubeasync.api.ResourceApi`
-methods and the embedded API server are all derived from it, so adding a resource is one row
-in :data:`BUILTIN_RESOURCES` (or one :func:`custom_resource` call for a CRD).
+A :class:`ResourceDescriptor` says where a resource lives on the REST API (group, version,
+plural, scope), which verbs and subresources the server offers for it, and which model
+types its objects and lists decode into. Request paths, the methods of a
+:class:`~kubeasync.ResourceApi` (one per subresource capability, see
+:mod:`kubeasync.api.capabilities`) and the embedded API server's routes all derive from
+it, so a built-in kind is one row of the catalogue (:mod:`kubeasync.kinds`) and a CRD is
+one :func:`custom_resource` call.
+
+Models may be given as a type or as ``"module:Name"``: the catalogue names its models that
+way so that importing it imports no model module until a resource is used.
 """
 
 from __future__ import annotations
 
-import re
+import importlib
+import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from typing import Any, Generic, TypeVar, overload
 
-from ..models import (
-    ConfigMap,
-    ConfigMapList,
-    Job,
-    JobList,
-    Namespace,
-    NamespaceList,
-    PersistentVolumeClaim,
-    PersistentVolumeClaimList,
-    Pod,
-    PodList,
-    Service,
-    ServiceList,
+from .names import (
+    quote_segment,
+    validate_dns_label,
+    validate_dns_subdomain,
+    validate_namespace,
 )
 
 __all__ = [
     "ALL_VERBS",
-    "BUILTIN_RESOURCES",
-    "CONFIG_MAPS",
-    "JOBS",
-    "NAMESPACES",
-    "PERSISTENT_VOLUME_CLAIMS",
-    "PODS",
-    "SERVICES",
     "ResourceDescriptor",
     "custom_resource",
-    "validate_name",
-    "validate_namespace",
 ]
 
-ObjT = TypeVar("ObjT")
-ListT = TypeVar("ListT")
+T = TypeVar("T")
+L = TypeVar("L")
 
 ALL_VERBS: frozenset[str] = frozenset(
     {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
 )
 """The verbs of a typical resource, as discovery names them."""
 
-_DNS_LABEL_MAX = 63
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_RESOLVE_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class ResourceDescriptor(Generic[ObjT, ListT]):
-    """One row of the resource table.
+def _resolve(ref: type[Any] | str, argument: str) -> type[Any]:
+    if not isinstance(ref, str):
+        return ref
+    module_name, _, name = ref.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"{argument} must be a type or 'module:Name', got {ref!r}")
+    resolved: type[Any] = getattr(importlib.import_module(module_name), name)
+    return resolved
+
+
+class ResourceDescriptor(Generic[T, L]):
+    """One resource of the API.
 
     Attributes:
-        kind: the object kind, e.g. ``"Pod"``.
-        version: the API version without group, e.g. ``"v1"``.
-        plural: the lower-case plural used in paths, e.g. ``"pods"``.
-        model: the type objects decode into (a generated model, or ``dict``).
-        list_model: the type lists decode into (e.g. ``PodList``, or ``dict``).
         group: the API group; ``""`` is the core group served under ``/api/v1``.
+        version: the API version without group, e.g. ``"v1"``.
+        kind: the object kind, e.g. ``"Pod"``.
+        plural: the lower-case plural used in paths, e.g. ``"pods"``.
         namespaced: whether objects live in namespaces.
-        subresources: e.g. ``{"status", "log"}``; decides which methods exist.
         verbs: the verbs the server supports (discovery's ``verbs``).
-        short_names: kubectl short names (``po``, ``svc``), served in discovery.
-        attribute: the :class:`~kubeasync.Client` attribute for built-in rows (``"pods"``).
+        subresources: e.g. ``{"status", "log"}``; each one the client knows is a
+            capability and gives the API its methods (``get_status``, ``logs``, ...).
+        short_names: kubectl short names (``po``, ``svc``).
+        attribute: the :class:`~kubeasync.Client` attribute of a built-in row (``"pods"``).
+        model: the type objects decode into (a generated model, your own Struct, or ``dict``).
+        list_model: the type lists decode into (``PodList``, or ``dict``).
     """
 
-    kind: str
-    version: str
-    plural: str
-    model: type[ObjT]
-    list_model: type[ListT]
-    group: str = ""
-    namespaced: bool = True
-    subresources: frozenset[str] = frozenset({"status"})
-    verbs: frozenset[str] = ALL_VERBS
-    short_names: tuple[str, ...] = ()
-    attribute: str = field(default="", compare=False)
+    __slots__ = (
+        "_list_model",
+        "_list_model_ref",
+        "_model",
+        "_model_ref",
+        "attribute",
+        "group",
+        "kind",
+        "namespaced",
+        "plural",
+        "short_names",
+        "subresources",
+        "verbs",
+        "version",
+    )
+
+    @overload
+    def __init__(
+        self: ResourceDescriptor[T, L],
+        *,
+        kind: str,
+        version: str,
+        plural: str,
+        model: type[T],
+        list_model: type[L],
+        group: str = "",
+        namespaced: bool = True,
+        subresources: Iterable[str] = (),
+        verbs: Iterable[str] = ALL_VERBS,
+        short_names: Iterable[str] = (),
+        attribute: str = "",
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: ResourceDescriptor[Any, Any],
+        *,
+        kind: str,
+        version: str,
+        plural: str,
+        model: str,
+        list_model: str,
+        group: str = "",
+        namespaced: bool = True,
+        subresources: Iterable[str] = (),
+        verbs: Iterable[str] = ALL_VERBS,
+        short_names: Iterable[str] = (),
+        attribute: str = "",
+    ) -> None: ...
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        version: str,
+        plural: str,
+        model: type[Any] | str,
+        list_model: type[Any] | str,
+        group: str = "",
+        namespaced: bool = True,
+        subresources: Iterable[str] = (),
+        verbs: Iterable[str] = ALL_VERBS,
+        short_names: Iterable[str] = (),
+        attribute: str = "",
+    ) -> None:
+        # group, version and plural become path segments: checked like names.
+        if group != "":
+            validate_dns_subdomain(group, "group")
+        validate_dns_label(version, "version", "an API version")
+        validate_dns_label(plural, "plural", "a resource plural")
+        if not isinstance(kind, str) or not kind.isidentifier():
+            raise ValueError(f"kind must be a CamelCase identifier, got {kind!r}")
+        if not isinstance(namespaced, bool):
+            raise ValueError(f"namespaced must be a bool, got {namespaced!r}")
+        for name, value in (("model", model), ("list_model", list_model)):
+            if not isinstance(value, (str, type)):
+                raise ValueError(f"{name} must be a type or 'module:Name', got {value!r}")
+        subresources = _names(subresources, "subresources")
+        for sub in subresources:
+            validate_dns_label(sub, "subresources", "a subresource name")
+        self.group = group
+        self.version = version
+        self.kind = kind
+        self.plural = plural
+        self.namespaced = namespaced
+        self.subresources = subresources
+        self.verbs = _names(verbs, "verbs")
+        self.short_names = tuple(_names(short_names, "short_names"))
+        self.attribute = attribute
+        self._model_ref = model
+        self._list_model_ref = list_model
+        self._model: type[T] | None = None if isinstance(model, str) else model
+        self._list_model: type[L] | None = None if isinstance(list_model, str) else list_model
+
+    # ------------------------------------------------------------------ models
+
+    @property
+    def model(self) -> type[T]:
+        """The type objects decode into (imported on first use when given by name)."""
+        model = self._model
+        if model is None:
+            with _RESOLVE_LOCK:
+                model = self._model = _resolve(self._model_ref, "model")
+        return model
+
+    @property
+    def list_model(self) -> type[L]:
+        """The type lists decode into (imported on first use when given by name)."""
+        model = self._list_model
+        if model is None:
+            with _RESOLVE_LOCK:
+                model = self._list_model = _resolve(self._list_model_ref, "list_model")
+        return model
+
+    @property
+    def typed(self) -> bool:
+        """Whether objects decode into a model rather than plain dicts."""
+        return self._model_ref is not dict
+
+    # ------------------------------------------------------------------ identity
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.group, self.version, self.plural, self.kind, self.namespaced,
+                self.subresources, self.verbs, self._model_ref, self._list_model_ref)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResourceDescriptor):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        model = self._model_ref if isinstance(self._model_ref, str) else self._model_ref.__name__
+        return f"<ResourceDescriptor {self.api_version} {self.kind} ({self.plural}) model={model}>"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Immutable once built; the two lazily resolved models are the only late writes.
+        if name not in ("_model", "_list_model") and hasattr(self, name):
+            raise AttributeError(f"ResourceDescriptor.{name} is read-only")
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ paths
 
     @property
     def api_version(self) -> str:
         """``"v1"`` for the core group, ``"{group}/{version}"`` otherwise."""
         return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def singular(self) -> str:
-        return self.kind.lower()
 
     @property
     def api_prefix(self) -> str:
@@ -123,47 +247,48 @@ class ResourceDescriptor(Generic[ObjT, ListT]):
     def supports(self, verb: str) -> bool:
         return verb in self.verbs
 
+    # ------------------------------------------------------------------ scope
 
-def quote_segment(segment: str) -> str:
-    """Percent-encode one path segment (after validation, so ``/`` and ``%`` never occur)."""
-    return quote(segment, safe="")
+    def namespace_for(
+        self,
+        namespace: str | None,
+        *,
+        default: str | None,
+        all_namespaces: bool = False,
+    ) -> str | None:
+        """The namespace one call uses, checked: the only place scope is decided.
+
+        Cluster-scoped resources take no namespace (``None``). For namespaced ones,
+        ``all_namespaces=True`` gives ``None`` (the cluster-wide path), an explicit
+        ``namespace`` is validated, and otherwise ``default`` is used; with no default
+        either, the call needs a namespace and ``ValueError`` says so.
+        """
+        if not self.namespaced:
+            if namespace is not None:
+                raise ValueError(
+                    f"namespace: {self.plural} are cluster-scoped, give no namespace"
+                    f" (got {namespace!r})"
+                )
+            return None
+        if all_namespaces:
+            if namespace is not None:
+                raise ValueError("give namespace or all_namespaces=True, not both")
+            return None
+        if namespace is not None:
+            return validate_namespace(namespace)
+        if default is None:
+            raise ValueError(f"namespace is required: {self.plural} are namespaced")
+        return validate_namespace(default)
 
 
-def validate_name(name: object, argument: str = "name") -> str:
-    """Check an object name is safe as one URL path segment; return it.
-
-    The API server's own rule (``IsValidPathSegmentName``): not empty, not ``.`` or ``..``,
-    and no ``/`` or ``%``. Dots inside a name (``web.v1``) are fine. Stricter rules
-    (DNS-1123) differ per kind and are left to the server, which answers 422 Invalid.
-    """
-    if not isinstance(name, str):
-        raise ValueError(f"{argument} must be a str, not {type(name).__name__}")
-    if not name:
-        raise ValueError(f"{argument} must not be empty")
-    if name in (".", ".."):
-        raise ValueError(f"{argument} may not be {name!r}")
-    for bad in ("/", "%"):
-        if bad in name:
-            raise ValueError(f"{argument} {name!r} may not contain {bad!r}")
-    if _CONTROL_CHARACTER.search(name):
-        raise ValueError(f"{argument} {name!r} may not contain control characters")
-    return name
-
-
-def validate_namespace(namespace: object, argument: str = "namespace") -> str:
-    """Check a namespace is a DNS-1123 label (what the server accepts); return it."""
-    if not isinstance(namespace, str):
-        raise ValueError(f"{argument} must be a str, not {type(namespace).__name__}")
-    if not namespace:
-        raise ValueError(f"{argument} must not be empty")
-    if len(namespace) > _DNS_LABEL_MAX:
-        raise ValueError(f"{argument} {namespace!r} is longer than {_DNS_LABEL_MAX} characters")
-    if not _DNS_LABEL.fullmatch(namespace):
-        raise ValueError(
-            f"{argument} {namespace!r} is not a valid namespace: use lower-case letters, digits"
-            " and '-', starting and ending with a letter or digit"
-        )
-    return namespace
+def _names(values: Iterable[str], argument: str) -> frozenset[str]:
+    if isinstance(values, str):
+        raise ValueError(f"{argument} must be a collection of str, not the str {values!r}")
+    result = frozenset(values)
+    for value in result:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{argument} must hold non-empty str, got {value!r}")
+    return result
 
 
 def custom_resource(
@@ -175,10 +300,13 @@ def custom_resource(
     namespaced: bool = True,
     subresources: Iterable[str] = ("status",),
     verbs: Iterable[str] = ALL_VERBS,
+    short_names: Iterable[str] = (),
 ) -> ResourceDescriptor[dict[str, Any], dict[str, Any]]:
     """A descriptor for any other resource (a CRD, or a built-in kind without a model),
-    whose objects are plain dicts. For typed objects build a :class:`ResourceDescriptor`
-    with your own ``msgspec.Struct`` model and list model."""
+    whose objects are plain dicts. For typed objects give a :class:`ResourceDescriptor`
+    your own ``msgspec.Struct`` model and list model. ``group`` must be a DNS subdomain,
+    ``version`` and ``plural`` DNS labels: they become path segments (``""`` is the core
+    group)."""
     return ResourceDescriptor(
         kind=kind,
         version=version,
@@ -187,80 +315,7 @@ def custom_resource(
         list_model=dict,
         group=group,
         namespaced=namespaced,
-        subresources=frozenset(subresources),
-        verbs=frozenset(verbs),
+        subresources=subresources,
+        verbs=verbs,
+        short_names=short_names,
     )
-
-
-# The table. Verbs and subresources are what kube-apiserver's discovery reports.
-PODS = ResourceDescriptor(
-    kind="Pod",
-    version="v1",
-    plural="pods",
-    model=Pod,
-    list_model=PodList,
-    subresources=frozenset({"status", "log"}),
-    short_names=("po",),
-    attribute="pods",
-)
-JOBS = ResourceDescriptor(
-    kind="Job",
-    group="batch",
-    version="v1",
-    plural="jobs",
-    model=Job,
-    list_model=JobList,
-    attribute="jobs",
-)
-SERVICES = ResourceDescriptor(
-    kind="Service",
-    version="v1",
-    plural="services",
-    model=Service,
-    list_model=ServiceList,
-    # Services have never had a collection delete (the server answers 405).
-    verbs=ALL_VERBS - {"deletecollection"},
-    short_names=("svc",),
-    attribute="services",
-)
-PERSISTENT_VOLUME_CLAIMS = ResourceDescriptor(
-    kind="PersistentVolumeClaim",
-    version="v1",
-    plural="persistentvolumeclaims",
-    model=PersistentVolumeClaim,
-    list_model=PersistentVolumeClaimList,
-    short_names=("pvc",),
-    attribute="persistent_volume_claims",
-)
-NAMESPACES = ResourceDescriptor(
-    kind="Namespace",
-    version="v1",
-    plural="namespaces",
-    model=Namespace,
-    list_model=NamespaceList,
-    namespaced=False,
-    subresources=frozenset({"status", "finalize"}),
-    verbs=ALL_VERBS - {"deletecollection"},
-    short_names=("ns",),
-    attribute="namespaces",
-)
-CONFIG_MAPS = ResourceDescriptor(
-    kind="ConfigMap",
-    version="v1",
-    plural="configmaps",
-    model=ConfigMap,
-    list_model=ConfigMapList,
-    subresources=frozenset(),
-    short_names=("cm",),
-    attribute="config_maps",
-)
-
-BUILTIN_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
-    PODS,
-    JOBS,
-    SERVICES,
-    PERSISTENT_VOLUME_CLAIMS,
-    NAMESPACES,
-    CONFIG_MAPS,
-)
-"""Every resource with a :class:`~kubeasync.Client` attribute and a route in the embedded server."""

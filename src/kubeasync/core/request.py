@@ -17,8 +17,9 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ..core.descriptor import ResourceDescriptor, validate_name, validate_namespace
 from ..core.selectors import render_field_selector, render_label_selector
+from .descriptor import ResourceDescriptor
+from .names import validate_name, validate_namespace
 
 __all__ = [
     "JSON",

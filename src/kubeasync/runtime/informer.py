@@ -62,8 +62,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from ..core.descriptor import validate_name, validate_namespace
 from ..core.errors import KubeError
+from ..core.names import validate_name, validate_namespace
 from ..core.selectors import parse_label_selector, render_field_selector, render_label_selector
 from ..streams.watch import (
     DEFAULT_MAX_LINE_BYTES,

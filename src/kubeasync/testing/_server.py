@@ -25,7 +25,8 @@ from aiohttp import web
 
 from ..config.auth import BearerToken, NoAuth
 from ..config.cluster import ClusterConfig
-from ..core.descriptor import BUILTIN_RESOURCES, ResourceDescriptor
+from ..core.descriptor import ResourceDescriptor
+from ..kinds import BUILTIN_RESOURCES
 from ..models import parse_time
 from . import _status as st
 from ._cluster import ControlPlane, LogBook, Timings

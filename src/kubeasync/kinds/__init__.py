@@ -1,0 +1,113 @@
+"""The catalogue of built-in resources: one :class:`~kubeasync.core.descriptor.ResourceDescriptor`
+row per kind. Each row's ``attribute`` is its :class:`~kubeasync.Client` attribute, and the
+embedded API server serves every row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.descriptor import ALL_VERBS, ResourceDescriptor
+
+if TYPE_CHECKING:
+    from ..models import (
+        ConfigMap,
+        ConfigMapList,
+        Job,
+        JobList,
+        Namespace,
+        NamespaceList,
+        PersistentVolumeClaim,
+        PersistentVolumeClaimList,
+        Pod,
+        PodList,
+        Service,
+        ServiceList,
+    )
+
+__all__ = [
+    "BUILTIN_RESOURCES",
+    "CONFIG_MAPS",
+    "JOBS",
+    "NAMESPACES",
+    "PERSISTENT_VOLUME_CLAIMS",
+    "PODS",
+    "SERVICES",
+]
+
+_CORE = "kubeasync.models"
+
+PODS: ResourceDescriptor[Pod, PodList] = ResourceDescriptor(
+    kind="Pod",
+    version="v1",
+    plural="pods",
+    model=f"{_CORE}:Pod",
+    list_model=f"{_CORE}:PodList",
+    subresources={"status", "log", "eviction"},
+    short_names=("po",),
+    attribute="pods",
+)
+JOBS: ResourceDescriptor[Job, JobList] = ResourceDescriptor(
+    kind="Job",
+    group="batch",
+    version="v1",
+    plural="jobs",
+    model=f"{_CORE}:Job",
+    list_model=f"{_CORE}:JobList",
+    subresources={"status"},
+    attribute="jobs",
+)
+SERVICES: ResourceDescriptor[Service, ServiceList] = ResourceDescriptor(
+    kind="Service",
+    version="v1",
+    plural="services",
+    model=f"{_CORE}:Service",
+    list_model=f"{_CORE}:ServiceList",
+    subresources={"status"},
+    # Services have never had a collection delete (the server answers 405).
+    verbs=ALL_VERBS - {"deletecollection"},
+    short_names=("svc",),
+    attribute="services",
+)
+PERSISTENT_VOLUME_CLAIMS: ResourceDescriptor[PersistentVolumeClaim, PersistentVolumeClaimList] = (
+    ResourceDescriptor(
+        kind="PersistentVolumeClaim",
+        version="v1",
+        plural="persistentvolumeclaims",
+        model=f"{_CORE}:PersistentVolumeClaim",
+        list_model=f"{_CORE}:PersistentVolumeClaimList",
+        subresources={"status"},
+        short_names=("pvc",),
+        attribute="persistent_volume_claims",
+    )
+)
+NAMESPACES: ResourceDescriptor[Namespace, NamespaceList] = ResourceDescriptor(
+    kind="Namespace",
+    version="v1",
+    plural="namespaces",
+    model=f"{_CORE}:Namespace",
+    list_model=f"{_CORE}:NamespaceList",
+    namespaced=False,
+    subresources={"status", "finalize"},
+    verbs=ALL_VERBS - {"deletecollection"},
+    short_names=("ns",),
+    attribute="namespaces",
+)
+CONFIG_MAPS: ResourceDescriptor[ConfigMap, ConfigMapList] = ResourceDescriptor(
+    kind="ConfigMap",
+    version="v1",
+    plural="configmaps",
+    model=f"{_CORE}:ConfigMap",
+    list_model=f"{_CORE}:ConfigMapList",
+    short_names=("cm",),
+    attribute="config_maps",
+)
+
+BUILTIN_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
+    PODS,
+    JOBS,
+    SERVICES,
+    PERSISTENT_VOLUME_CLAIMS,
+    NAMESPACES,
+    CONFIG_MAPS,
+)
+"""Every resource with a :class:`~kubeasync.Client` attribute and a route in the embedded server."""
