@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from kubeasync.models import Pod, PodList
-from kubeasync.transport.session import decode, decoder_for
+from kubeasync.core.codec import decode, decoder_for
 
 from . import data
 from . import plain_models as plain
