@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from kubeasync import JOBS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICES, PatchType
-from kubeasync.core.descriptor import ResourceDescriptor, custom_resource
 from kubeasync.api.capabilities.eviction import eviction_request
 from kubeasync.api.capabilities.log import log_request
+from kubeasync.core.descriptor import ResourceDescriptor, custom_resource
 from kubeasync.core.params import (
     DeleteParams,
     GetParams,
