@@ -15,18 +15,18 @@
 
 from ._version import __version__
 from .api.client import Client, LogsApi, ResourceApi
-from .config.auth import (
+from .config import (
     Auth,
     BasicAuth,
     BearerToken,
     ClientCertificate,
+    ClusterConfig,
     Credential,
     ExecPlugin,
     NoAuth,
     RefreshingAuth,
     TokenFile,
 )
-from .config.cluster import ClusterConfig
 from .core.descriptor import ResourceDescriptor, custom_resource
 from .core.errors import (
     AlreadyExists,

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ..config.cluster import ClusterConfig, autodetect
+from ..config import ClusterConfig, autodetect
 from ..core.descriptor import ResourceDescriptor
 from ..core.errors import Gone, NotFound
 from ..core.names import validate_namespace

@@ -25,8 +25,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from .._version import __version__
-from ..config.auth import ClientCertificate
-from ..config.cluster import ClusterConfig
+from ..config import ClientCertificate, ClusterConfig
 from ..core.errors import (
     ApiError,
     DecodeError,
