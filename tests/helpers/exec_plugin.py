@@ -7,7 +7,9 @@ that env reaches the plugin):
   in ``info-N.json`` and its pid in ``pid-N``.
 - PLUGIN_MODE: token (default) | cert | fail | garbage | sleep | wrong-version | empty
 - PLUGIN_TOKEN: the token prefix; the token printed is ``<prefix>-<N>``.
-- PLUGIN_EXPIRES_IN: seconds until expirationTimestamp (none if unset).
+- PLUGIN_FIXED_TOKEN: if set, the token printed is exactly this, on every run.
+- PLUGIN_EXPIRES_IN: seconds until expirationTimestamp (none if unset; negative for a
+  credential that has already expired).
 - PLUGIN_DELAY: seconds to wait before answering.
 - PLUGIN_CERT / PLUGIN_KEY: PEM files printed in cert mode.
 """
@@ -41,7 +43,7 @@ def main() -> int:
         f.write(str(os.getpid()))
     mode = os.environ.get("PLUGIN_MODE", "token")
     time.sleep(float(os.environ.get("PLUGIN_DELAY", "0")))
-    token = f"{os.environ.get('PLUGIN_TOKEN', 'exec')}-{run}"
+    token = os.environ.get("PLUGIN_FIXED_TOKEN") or f"{os.environ.get('PLUGIN_TOKEN', 'exec')}-{run}"
     if mode == "fail":
         print(f"error: the identity provider refused us (run {run})", file=sys.stderr)
         return 3
