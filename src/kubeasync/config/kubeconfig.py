@@ -65,10 +65,17 @@ _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _parse_kubeconfig_file(path: Path) -> Mapping[str, Any]:
     text = read_file(path, "kubeconfig")
+    problem: str | None
     try:
         data = yaml.load(text, Loader=_YamlLoader)
     except Exception as exc:  # a tagged value (!!int x) raises ValueError, KeyError...
-        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
+        problem = _yaml_problem(exc)
+    else:
+        problem = None
+    if problem is not None:
+        # Raised outside the except block: PyYAML's exception quotes the file, and it
+        # must not travel along as this error's __context__ either.
+        raise ConfigError(f"{path}: not valid YAML{problem}")
     if data is None:
         return {}
     if not isinstance(data, Mapping):
