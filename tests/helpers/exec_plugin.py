@@ -11,6 +11,7 @@ that env reaches the plugin):
 - PLUGIN_EXPIRES_IN: seconds until expirationTimestamp (none if unset; negative for a
   credential that has already expired).
 - PLUGIN_DELAY: seconds to wait before answering.
+- PLUGIN_ECHO_ENV: in fail mode, also print the value of this variable on stderr.
 - PLUGIN_CERT / PLUGIN_KEY: PEM files printed in cert mode.
 """
 
@@ -46,6 +47,9 @@ def main() -> int:
     token = os.environ.get("PLUGIN_FIXED_TOKEN") or f"{os.environ.get('PLUGIN_TOKEN', 'exec')}-{run}"
     if mode == "fail":
         print(f"error: the identity provider refused us (run {run})", file=sys.stderr)
+        if "PLUGIN_ECHO_ENV" in os.environ:
+            name = os.environ["PLUGIN_ECHO_ENV"]
+            print(f"debug: {name}={os.environ.get(name)}", file=sys.stderr)
         return 3
     if mode == "sleep":
         time.sleep(60)

@@ -386,6 +386,7 @@ EXEC_API_VERSIONS = (
 )
 INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
 _STDERR_SHOWN = 500
+_SHORTEST_REDACTED = 8
 
 
 class _ExecStatus(msgspec.Struct, rename="camel"):
@@ -489,12 +490,21 @@ class ExecPlugin(RefreshingAuth):
         env = {**os.environ, **self._env, "KUBERNETES_EXEC_INFO": info}
         stdout, stderr, returncode = await self._run(env)
         if returncode != 0:
-            shown = stderr.decode("utf-8", "replace").strip()[-_STDERR_SHOWN:]
+            shown = self._redacted(stderr.decode("utf-8", "replace")).strip()[-_STDERR_SHOWN:]
             raise ConfigError(
                 f"{self._describe()} failed with exit code {returncode}"
                 + (f": {shown}" if shown else " and printed nothing on stderr")
             )
         return self._parse(stdout)
+
+    def _redacted(self, text: str) -> str:
+        """``text`` without the values of the kubeconfig's ``env`` (AWS keys and the like),
+        which a failing plugin may well print back. Short values (a region, a profile)
+        are unlikely secrets and would blank out ordinary words."""
+        for value in sorted(self._env.values(), key=len, reverse=True):
+            if len(value) >= _SHORTEST_REDACTED:
+                text = text.replace(value, "(hidden)")
+        return text
 
     async def _run(self, env: dict[str, str]) -> tuple[bytes, bytes, int]:
         try:
