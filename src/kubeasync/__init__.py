@@ -17,18 +17,19 @@ from ._version import __version__
 from .api.capabilities import EvictionApi, LogApi, StatusApi
 from .api.client import Client
 from .api.resource import ResourceApi
-from .config.auth import (
+from .config import (
     Auth,
     BasicAuth,
     BearerToken,
     ClientCertificate,
+    ClusterConfig,
     Credential,
     ExecPlugin,
+    Impersonation,
     NoAuth,
     RefreshingAuth,
     TokenFile,
 )
-from .config.cluster import ClusterConfig
 from .core.backoff import Backoff
 from .core.descriptor import ResourceDescriptor, custom_resource
 from .core.errors import (
@@ -115,6 +116,7 @@ __all__ = [
     "ExecPlugin",
     "Forbidden",
     "Gone",
+    "Impersonation",
     "Informer",
     "Invalid",
     "KubeError",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .api.client import Client
-from .config.cluster import ClusterConfig
+from .config import ClusterConfig
 from .core.descriptor import ResourceDescriptor
 from .core.errors import ApiError
 from .core.objects import accessor_of

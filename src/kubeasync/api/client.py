@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, TypeVar, overload
 
-from ..config.cluster import ClusterConfig, autodetect
+from ..config import ClusterConfig, autodetect
 from ..core.codec import decoder_for
 from ..core.descriptor import ResourceDescriptor
 from ..core.names import validate_namespace

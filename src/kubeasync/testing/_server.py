@@ -23,8 +23,7 @@ import msgspec
 import yaml
 from aiohttp import web
 
-from ..config.auth import BearerToken, NoAuth
-from ..config.cluster import ClusterConfig
+from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
 from ..kinds import BUILTIN_RESOURCES
 from ..models import parse_time

@@ -30,8 +30,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from .._version import __version__
-from ..config.auth import ClientCertificate
-from ..config.cluster import ClusterConfig
+from ..config import ClientCertificate, ClusterConfig
 from ..core.errors import ConnectError, KubeError, RequestTimeout, TransportError
 from ..core.request import Request
 from .base import ByteStream, Credentials, HttpResponse, Transport, UpgradeRefused, WebSocket

@@ -18,7 +18,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..config.auth import ClientCertificate
+from ..config import ClientCertificate
 from ..core.request import Request
 
 __all__ = [

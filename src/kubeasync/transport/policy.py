@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from ..config.cluster import ClusterConfig
+from ..config import ClusterConfig
 from ..core.backoff import Backoff, positive_number
 from ..core.codec import decode
 from ..core.errors import (
@@ -298,9 +298,7 @@ class Session:
     async def _credentials(self) -> Credentials:
         auth = self.config.auth
         headers = list((await auth.headers()).items())
-        impersonation = getattr(self.config, "impersonation_headers", None)
-        if impersonation is not None:  # until the config package lands it
-            headers.extend(impersonation())
+        headers.extend(self.config.impersonation_headers())
         return Credentials(tuple(headers), await auth.client_certificate())
 
     @staticmethod
