@@ -29,6 +29,7 @@ from ..kinds import BUILTIN_RESOURCES
 from ..models import parse_time
 from . import _status as st
 from ._cluster import ControlPlane, LogBook, Timings
+from ._eviction import evict
 from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
 from ._registry import ListOptions, Registry, meta, rid
@@ -54,7 +55,7 @@ DEFAULT_VERSION: dict[str, str] = {
 }
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
-                      "finalize": ["update"]}
+                      "finalize": ["update"], "eviction": ["create"]}
 _HTML_502 = (
     "<html>\r\n<head><title>{code} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{code}"
     " Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
@@ -526,6 +527,11 @@ class FakeApiServer:
             if method != "GET":
                 raise st.method_not_allowed()
             return await self._logs(request, d, namespace, name)
+        if subresource == "eviction":
+            if method != "POST":
+                raise st.method_not_allowed()
+            return self._json(request, evict(self.registry, self.registry.resources, d, namespace or "",
+                                             name, await request.read()), 201)
         if subresource == "finalize" and method != "PUT":
             raise st.method_not_allowed()
         if method == "GET":
