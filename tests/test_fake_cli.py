@@ -50,7 +50,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
         [sys.executable, "-m", "kubeasync", "serve", "--port", "0", "--fast",
          "--kubeconfig", str(kubeconfig), *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])},
     )
     try:
         deadline = time.monotonic() + 15
