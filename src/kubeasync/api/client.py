@@ -28,7 +28,7 @@ from ..core.request import (
     encode_object,
     encode_patch,
 )
-from ..kinds import BUILTIN_RESOURCES
+from ..kinds import SEED_RESOURCES as BUILTIN_RESOURCES  # the six seed attributes, for now
 from ..models import (
     ConfigMap,
     ConfigMapList,

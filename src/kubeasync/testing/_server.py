@@ -26,7 +26,7 @@ from aiohttp import web
 from ..config.auth import BearerToken, NoAuth
 from ..config.cluster import ClusterConfig
 from ..core.descriptor import ResourceDescriptor
-from ..kinds import BUILTIN_RESOURCES
+from ..kinds import SEED_RESOURCES as BUILTIN_RESOURCES  # the seed, until it serves every kind
 from ..models import parse_time
 from . import _status as st
 from ._cluster import ControlPlane, LogBook, Timings
