@@ -854,12 +854,13 @@ INIT_LAZY = '''\
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        # PEP 562: import a model's module on first use and keep the name here.
+        # PEP 562: import a model's module on first use and keep the name here. The builtin
+        # __import__ (not importlib.import_module) so that `python -X importtime` shows it.
         module = _INDEX.get(name)
         if module is not None:
-            value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+            value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
         elif name in _MODULES:
-            value = importlib.import_module(f"{__name__}.{name}")
+            value = __import__(f"{__name__}.{name}", fromlist=["__name__"])
         else:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         globals()[name] = value
@@ -873,7 +874,7 @@ if not TYPE_CHECKING:
 def render_init(models: Models, source: str, version: str) -> str:
     out = header(source)
     out += INIT_DOC.format(version=version, generator=GENERATOR, source=source).splitlines()
-    out += ["", "from __future__ import annotations", "", "import importlib"]
+    out += ["", "from __future__ import annotations", ""]
     out += ["from typing import TYPE_CHECKING, Any", ""]
     out += render_import_from("._base", [*BASE_EXPORTS, *BASE_HELPERS])
     by_module: dict[str, list[str]] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
@@ -29,22 +29,8 @@ from ..core.request import (
     encode_patch,
 )
 from ..kinds import SEED_RESOURCES as BUILTIN_RESOURCES  # the six seed attributes, for now
-from ..models import (
-    ConfigMap,
-    ConfigMapList,
-    Info,
-    Job,
-    JobList,
-    Namespace,
-    NamespaceList,
-    PersistentVolumeClaim,
-    PersistentVolumeClaimList,
-    Pod,
-    PodList,
-    Service,
-    ServiceList,
-    Status,
-)
+from ..models.meta_v1 import Status
+from ..models.version import Info
 from ..runtime.informer import Informer, shared_informer, stop_informers
 from ..streams.watch import (
     DEFAULT_MAX_LINE_BYTES,
@@ -55,6 +41,21 @@ from ..streams.watch import (
     stream_lines,
 )
 from ..transport.session import RetryPolicy, Session, decode, decoder_for
+
+if TYPE_CHECKING:  # the seed kinds' models, for the annotations only: not imported at run time
+    from ..models.batch_v1 import Job, JobList
+    from ..models.core_v1 import (
+        ConfigMap,
+        ConfigMapList,
+        Namespace,
+        NamespaceList,
+        PersistentVolumeClaim,
+        PersistentVolumeClaimList,
+        Pod,
+        PodList,
+        Service,
+        ServiceList,
+    )
 
 __all__ = ["Client", "LogsApi", "ResourceApi"]
 

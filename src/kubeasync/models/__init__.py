@@ -70,7 +70,6 @@ ObjectMeta()
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._base import (
@@ -706,12 +705,13 @@ _INDEX: dict[str, str] = {
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        # PEP 562: import a model's module on first use and keep the name here.
+        # PEP 562: import a model's module on first use and keep the name here. The builtin
+        # __import__ (not importlib.import_module) so that `python -X importtime` shows it.
         module = _INDEX.get(name)
         if module is not None:
-            value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+            value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
         elif name in _MODULES:
-            value = importlib.import_module(f"{__name__}.{name}")
+            value = __import__(f"{__name__}.{name}", fromlist=["__name__"])
         else:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         globals()[name] = value
