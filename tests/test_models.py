@@ -1263,3 +1263,172 @@ def test_importing_one_group_version_imports_only_what_it_refers_to() -> None:
         "import kubeasync\nfrom kubeasync.models.apps_v1 import Deployment", models_only=False
     )
     assert with_apps == client | {"apps_v1", "core_v1"}
+
+
+# --------------------------------------------------------------------------------------------
+# round trips of kinds of several groups
+
+
+GROUP_DOCUMENTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("apps_v1", "Deployment", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "generation": 3,
+                     "annotations": {"deployment.kubernetes.io/revision": "2"}},
+        "spec": {
+            "replicas": 3, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}},
+        },
+        "status": {"replicas": 3, "readyReplicas": 2, "observedGeneration": 3,
+                   "conditions": [{"type": "Available", "status": "True",
+                                   "lastUpdateTime": "2024-05-01T10:00:00Z",
+                                   "reason": "MinimumReplicasAvailable"}]},
+    }),
+    ("apps_v1", "StatefulSet", {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"spec": {"containers": [{"name": "db", "image": "postgres"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}]},
+    }),
+    ("batch_v1", "CronJob", {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "concurrencyPolicy": "Forbid",
+                 "jobTemplate": {"spec": {"backoffLimit": 2, "template": {"spec": {
+                     "restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "busybox", "args": ["true"]}]}}}}},
+        "status": {"lastScheduleTime": "2024-05-01T03:00:00Z"},
+    }),
+    ("core_v1", "Secret", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "type": "Opaque", "data": {"password": "aHVudGVyMg=="}, "immutable": True,
+    }),
+    ("core_v1", "Node", {
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "vk-1"},
+        "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+        "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                   "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                   "conditions": [{"type": "Ready", "status": "True",
+                                   "lastHeartbeatTime": "2024-05-01T10:00:00Z"}]},
+    }),
+    ("coordination_v1", "Lease", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "lock", "namespace": "ns"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15, "leaseTransitions": 2,
+                 "acquireTime": "2024-05-01T10:00:00.123456Z",
+                 "renewTime": "2024-05-01T10:00:10.654321Z"},
+    }),
+    ("rbac_authorization_v1", "ClusterRoleBinding", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "ns"}],
+    }),
+    ("networking_v1", "Ingress", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "example.com", "http": {
+            "paths": [{"path": "/", "pathType": "Prefix", "backend": {
+                "service": {"name": "web", "port": {"number": 80}}}}]}}]},
+    }),
+    ("autoscaling_v2", "HorizontalPodAutoscaler", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization",
+                                               "averageUtilization": 80}}}]},
+    }),
+    ("policy_v1", "PodDisruptionBudget", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["web"]}]}},
+    }),
+    ("discovery_v1", "EndpointSlice", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }),
+    ("events_v1", "Event", {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "eventTime": "2024-05-01T10:00:00.000001Z", "reason": "Started", "action": "Start",
+        "reportingController": "kubelet", "reportingInstance": "vk-1", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "web-0", "namespace": "shop"},
+    }),
+    ("apiextensions_v1", "CustomResourceDefinition", {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                           "shortNames": ["wd"]},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"status": {}, "scale": {
+                                   "specReplicasPath": ".spec.replicas",
+                                   "statusReplicasPath": ".status.replicas"}},
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True,
+                                   "properties": {"spec": {
+                                       "type": "object", "required": ["size"],
+                                       "properties": {
+                                           "size": {"type": "integer", "default": 1,
+                                                    "minimum": 0},
+                                           "mode": {"type": "string",
+                                                    "enum": ["a", "b"]},
+                                           "tags": {"type": "array",
+                                                    "items": {"type": "string"}}}}}}}}]},
+        "status": {"acceptedNames": {"plural": "widgets", "kind": "Widget"},
+                   "conditions": [{"type": "Established", "status": "True"}]},
+    }),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "kind", "document"), GROUP_DOCUMENTS, ids=[f"{m}.{k}" for m, k, _ in GROUP_DOCUMENTS]
+)
+def test_round_trips_of_kinds_of_several_groups(
+    module: str, kind: str, document: dict[str, Any]
+) -> None:
+    _walk_no_nulls(document)
+    cls = getattr(importlib.import_module(f"kubeasync.models.{module}"), kind)
+    data = json.dumps(document).encode()
+    obj = msgspec.json.decode(data, type=cls)
+    assert json.loads(msgspec.json.encode(obj)) == document
+    assert obj.metadata.name == document["metadata"]["name"]
+    listed = getattr(importlib.import_module(f"kubeasync.models.{module}"), kind + "List")
+    items = msgspec.json.decode(b'{"items":[' + data + b'],"metadata":{"continue":"t"}}', type=listed)
+    assert items.items == [obj] and items.metadata.continue_ == "t"
+
+
+def test_values_of_other_groups_decode_as_typed_values() -> None:
+    from kubeasync.models.apiextensions_v1 import CustomResourceDefinition
+    from kubeasync.models.apps_v1 import Deployment
+
+    by_name = {kind: document for _, kind, document in GROUP_DOCUMENTS}
+    deployment = msgspec.json.decode(json.dumps(by_name["Deployment"]), type=Deployment)
+    assert deployment.spec is not None and deployment.spec.strategy is not None
+    rolling = deployment.spec.strategy.rolling_update
+    assert rolling is not None and rolling.max_surge == "25%" and rolling.max_unavailable == 1
+    assert deployment.spec.template is not None and deployment.spec.template.spec is not None
+    assert isinstance(deployment.spec.template.spec, PodSpec)
+    crd = msgspec.json.decode(json.dumps(by_name["CustomResourceDefinition"]),
+                              type=CustomResourceDefinition)
+    assert crd.spec is not None and crd.spec.versions is not None
+    schema = crd.spec.versions[0].schema
+    assert schema is not None and schema.open_apiv3_schema is not None
+    root = schema.open_apiv3_schema
+    assert root.x_kubernetes_preserve_unknown_fields is True
+    assert root.properties is not None
+    spec = root.properties["spec"]
+    assert spec.required == ["size"] and spec.properties is not None
+    assert spec.properties["size"].default == 1 and spec.properties["size"].minimum == 0
+    assert spec.properties["mode"].enum == ["a", "b"]
