@@ -7,15 +7,15 @@ Usage::
     python benchmarks/import_time.py --baseline ../baseline-0.1   # also a checkout of an
                                                                   # earlier version, same run
 
-Each statement is timed inside a fresh interpreter (``time.perf_counter`` around the statement
-only, so interpreter start-up is not counted); the statements take turns, one round at a
-time, so that a busy machine slows all of them alike, after one warm-up round that writes
-the bytecode caches (a user's install has them). A ``--baseline`` checkout (a folder holding
-the ``kubeasync`` package, or a ``src/`` layout; repeatable) is put first on ``PYTHONPATH``
-for its rows, and each of its runs checks that the baseline's ``kubeasync`` is the one
-imported.
-Then ``python -X importtime -c "import kubeasync"`` shows the modules that cost the most
-(their own time, the median over the rounds).
+Each statement is timed inside a fresh interpreter: wall clock and the process's CPU time
+around the statement only, so interpreter start-up is not counted. On a shared machine the
+CPU time is the steadier figure, and the ratios use it. The statements take turns, one
+round at a time, so that a busy machine slows all of them alike, after one warm-up round
+that writes the bytecode caches (a user's install has them). A ``--baseline`` checkout (a
+folder holding the ``kubeasync`` package, or a ``src/`` layout; repeatable) is put first on
+``PYTHONPATH`` for its rows, and each of its runs checks that the baseline's ``kubeasync``
+is the one imported. Then ``python -X importtime -c "import kubeasync"`` shows the modules
+that cost the most (their own time, the median over the rounds).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ def _probe(code: str, baseline: Path | None) -> str:
         )
     return (
         "import time as _t\n"
-        "_start = _t.perf_counter()\n"
+        "_start, _cpu = _t.perf_counter(), _t.process_time()\n"
         f"{code}\n"
-        "_elapsed = _t.perf_counter() - _start\n"
+        "_elapsed, _cpu = _t.perf_counter() - _start, _t.process_time() - _cpu\n"
         f"{check}"
-        "print(_elapsed)\n"
+        "print(_elapsed, _cpu)\n"
     )
 
 
@@ -67,7 +67,8 @@ def _env(baseline: Path | None) -> dict[str, str]:
     return env
 
 
-def time_once(statement: Statement) -> float:
+def time_once(statement: Statement) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one run of the statement in a fresh interpreter."""
     done = subprocess.run(
         [sys.executable, "-c", _probe(statement.code, statement.baseline)],
         capture_output=True,
@@ -78,7 +79,8 @@ def time_once(statement: Statement) -> float:
     )
     if done.returncode != 0:
         raise SystemExit(f"{statement.label}: failed:\n{done.stderr}")
-    return float(done.stdout.strip().splitlines()[-1])
+    wall, cpu = done.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def importtime(code: str, baseline: Path | None = None) -> dict[str, int]:
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     baselines = [_baseline_root(path.resolve()) for path in args.baseline]
     todo = statements(baselines)
-    samples: dict[Statement, list[float]] = {s: [] for s in todo}
+    samples: dict[Statement, list[tuple[float, float]]] = {s: [] for s in todo}
     breakdown: dict[str, list[int]] = {}
     for statement in todo:  # warm-up: writes the bytecode caches, not counted
         time_once(statement)
@@ -167,16 +169,21 @@ def main(argv: list[str] | None = None) -> int:
             samples[statement].append(time_once(statement))
         for module, us in importtime("import kubeasync").items():
             breakdown.setdefault(module, []).append(us)
-    medians = {s: statistics.median(v) for s, v in samples.items()}
-    first = medians[todo[0]]
+    wall = {s: statistics.median(w for w, _ in v) for s, v in samples.items()}
+    cpu = {s: statistics.median(c for _, c in v) for s, v in samples.items()}
+    first = todo[0]
     width = max(len(s.label) for s in todo)
-    print(f"python {sys.version.split()[0]}, {args.reps} rounds, median of each (fresh processes)")
-    print(f"{'statement':<{width}}  {'median ms':>9}  {'min ms':>7}  {'vs first':>8}")
+    print(f"python {sys.version.split()[0]}, {args.reps} rounds, medians (fresh processes)")
+    print(
+        f"{'statement':<{width}}  {'wall ms':>8}  {'min':>6}  {'cpu ms':>7}  {'min':>6}"
+        f"  {'cpu vs first':>12}"
+    )
     for statement in todo:
         values = samples[statement]
         print(
-            f"{statement.label:<{width}}  {medians[statement] * 1000:9.1f}  "
-            f"{min(values) * 1000:7.1f}  {medians[statement] / first:7.2f}x"
+            f"{statement.label:<{width}}  {wall[statement] * 1000:8.1f}"
+            f"  {min(w for w, _ in values) * 1000:6.1f}  {cpu[statement] * 1000:7.1f}"
+            f"  {min(c for _, c in values) * 1000:6.1f}  {cpu[statement] / cpu[first]:11.2f}x"
         )
     own = {m: statistics.median(v) for m, v in breakdown.items()}
     total = sum(own.values())
