@@ -14,7 +14,7 @@
 """
 
 from ._version import __version__
-from .api.capabilities import EvictionApi, LogApi, StatusApi
+from .api.capabilities import EvictionApi, LogApi, ScaleApi, StatusApi
 from .api.client import Client
 from .api.resource import ResourceApi
 from .config import (
@@ -64,6 +64,7 @@ from .kinds import (
     PERSISTENT_VOLUME_CLAIMS,
     PODS,
     SERVICES,
+    DeploymentApi,
     PodApi,
 )
 from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
@@ -110,6 +111,7 @@ __all__ = [
     "Credential",
     "DecodeError",
     "DeletedEvent",
+    "DeploymentApi",
     "ErrorEvent",
     "Event",
     "EvictionApi",
@@ -135,6 +137,7 @@ __all__ = [
     "ResourceApi",
     "ResourceDescriptor",
     "RetryPolicy",
+    "ScaleApi",
     "ServerError",
     "StatusApi",
     "StreamError",

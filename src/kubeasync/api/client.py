@@ -9,7 +9,7 @@ clusters share nothing.
 from __future__ import annotations
 
 import warnings
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from ..config import ClusterConfig, autodetect
 from ..core.codec import decoder_for
@@ -96,28 +96,21 @@ class Client(KindAttributes):
         self.discovery = Discovery(self.session)
         self.informers = InformerRegistry()
         self._apis: dict[ResourceDescriptor[Any, Any], ResourceApi[Any, Any]] = {}
+        self._registered_models: dict[type[Any], ResourceDescriptor[Any, Any]] = {}
 
     # ------------------------------------------------------------ resources
 
-    @overload
-    def resource(self, what: ResourceDescriptor[T, L]) -> ResourceApi[T, L]: ...
-
-    @overload
-    def resource(self, what: type[T]) -> ResourceApi[T, Any]: ...
-
-    def resource(self, what: ResourceDescriptor[Any, Any] | type[Any]) -> ResourceApi[Any, Any]:
-        """The API for any resource: a built-in row, your own typed descriptor, a CRD
-        from :func:`~kubeasync.custom_resource` (plain dicts), or a built-in model class
-        (``kube.resource(ConfigMap)``). Its class has exactly the methods of the
-        resource's capabilities (``get_status`` only with a ``status`` subresource)."""
+    def _resource(self, what: ResourceDescriptor[Any, Any] | type[Any]) -> ResourceApi[Any, Any]:
+        # kube.resource(...), typed per model in KindAttributes.
         if isinstance(what, ResourceDescriptor):
             descriptor = what
         elif isinstance(what, type):
-            found = descriptor_for_model(what)
+            found = self._registered_models.get(what) or descriptor_for_model(what)
             if found is None:
                 raise ValueError(
                     f"{what.__name__} is not the model of a built-in resource: give a"
-                    " ResourceDescriptor (or custom_resource(...)) for it"
+                    " ResourceDescriptor (or custom_resource(...)) for it, or register one"
+                    " with kube.register(descriptor)"
                 )
             descriptor = found
         else:
