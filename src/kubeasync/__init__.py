@@ -14,8 +14,10 @@
 """
 
 from ._version import __version__
+from .api.apply import ApplyConflict, ApplyError, FieldConflict
 from .api.capabilities import EvictionApi, LogApi, ScaleApi, StatusApi
 from .api.client import Client
+from .api.discovery import AmbiguousResourceError, NoMatchError
 from .api.resource import ResourceApi
 from .config import (
     Auth,
@@ -67,6 +69,7 @@ from .kinds import (
     DeploymentApi,
     PodApi,
 )
+from .manifests import KubeObject, Manifest, ManifestError, dump_all_yaml, load_all_yaml
 from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
 from .runtime.watcher import Watcher, WatcherStats
 from .streams.events import (
@@ -92,7 +95,10 @@ __all__ = [
     "SERVICES",
     "AddedEvent",
     "AlreadyExists",
+    "AmbiguousResourceError",
     "ApiError",
+    "ApplyConflict",
+    "ApplyError",
     "Auth",
     "Backoff",
     "BadRequest",
@@ -116,17 +122,22 @@ __all__ = [
     "Event",
     "EvictionApi",
     "ExecPlugin",
+    "FieldConflict",
     "Forbidden",
     "Gone",
     "Impersonation",
     "Informer",
     "Invalid",
     "KubeError",
+    "KubeObject",
     "LogApi",
     "LogStream",
+    "Manifest",
+    "ManifestError",
     "MethodNotAllowed",
     "ModifiedEvent",
     "NoAuth",
+    "NoMatchError",
     "NotFound",
     "PatchType",
     "PodApi",
@@ -153,4 +164,6 @@ __all__ = [
     "__version__",
     "custom_resource",
     "drop_managed_fields",
+    "dump_all_yaml",
+    "load_all_yaml",
 ]
