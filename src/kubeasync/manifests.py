@@ -162,13 +162,14 @@ def dump_all_yaml(objs: Iterable[object] | msgspec.Struct | Mapping[str, Any]) -
     """Objects (models or dicts; one or many) as multi-document YAML in kubectl's style:
     ``apiVersion``, ``kind``, ``metadata`` (``name`` and ``namespace`` first), ``spec``,
     then the other fields, ``status`` last; no ``null`` values; documents separated by
-    ``---``; multi-line strings as literal blocks. ``load_all_yaml`` reads it back."""
+    ``---``; multi-line strings as literal blocks. A built-in model whose ``kind`` and
+    ``api_version`` are unset gets its kind's. ``load_all_yaml`` reads it back."""
     if isinstance(objs, (msgspec.Struct, Mapping)):
         objs = [objs]
     documents = []
     for index, obj in enumerate(objs):
         if isinstance(obj, msgspec.Struct):
-            data: Any = to_dict(obj)
+            data: Any = {**_type_meta(type(obj)), **to_dict(obj)}
         elif isinstance(obj, Mapping):
             data = dict(obj)
         else:
@@ -283,6 +284,14 @@ def _typed(
         what = f"{api_version} {kind}" + (f" {name}" if isinstance(name, str) else "")
         raise _error(source, document, at or line, f"{what}: {exc}") from None
     return typed
+
+
+def _type_meta(model: type[Any]) -> dict[str, str]:
+    """apiVersion and kind of a built-in model (a model built in code leaves them unset)."""
+    from .kinds import descriptor_for_model
+
+    row = descriptor_for_model(model)
+    return {"apiVersion": row.api_version, "kind": row.kind} if row is not None else {}
 
 
 def _builtin_model(group: str, version: str, kind: str) -> type[Any] | None:
