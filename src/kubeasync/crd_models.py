@@ -7,10 +7,11 @@ writes a module with a msgspec model per object schema of the CRD's ``openAPIV3S
 in ``msgspec.field(name=...)``, every field optional, ``metadata`` never ``None``, unset
 fields left out when encoding), the list model, and the ResourceDescriptor, so that::
 
-    from widgets import WIDGETS, Widget
+    from widgets import WIDGETS, Widget, widgets_api
 
-    kube.register(WIDGETS)            # resource_for / apply / kube.resource(Widget) use it
-    widgets = kube.resource(WIDGETS)  # ResourceApi[Widget, WidgetList]
+    widgets = widgets_api(kube)       # kube.register(WIDGETS), typed: a
+                                      # DeploymentApi[Widget, WidgetList] (scale, status)
+    # resource_for, apply and kube.resource(Widget) now decode into Widget
 
 Every served version is written: the storage version's classes take the plain names
 (``Widget``, ``WidgetSpec``, ``WIDGETS``), the other versions' carry the version
@@ -37,8 +38,9 @@ __all__ = ["CRDModelError", "generate_models"]
 WIDTH = 100
 INDENT = "    "
 _IMPORTED = frozenset({
-    "Any", "IntOrString", "KubeModel", "ListMeta", "NullDefault", "ObjectMeta",
-    "ResourceDescriptor", "Time", "annotations", "msgspec",
+    "Any", "Client", "DeploymentApi", "IntOrString", "KubeModel", "ListMeta", "NullDefault",
+    "ObjectMeta", "ResourceApi", "ResourceDescriptor", "ScaleApi", "StatusApi", "Time",
+    "annotations", "msgspec",
 })
 # The same word splitting as tools/gen_models.py (apiVersion -> api_version, podIPs -> pod_ips).
 _WORD_RE = re.compile(
@@ -339,6 +341,28 @@ def _render_descriptor(version: _Version, root: str, listing: str) -> list[str]:
     ]
 
 
+_API_CLASSES = {
+    (): "ResourceApi", ("status",): "StatusApi", ("scale",): "ScaleApi",
+    ("scale", "status"): "DeploymentApi",
+}
+
+
+def _render_api_function(version: _Version, root: str, listing: str) -> list[str]:
+    """``widgets_api(kube)``: the registered API, typed with the CRD's subresources."""
+    cls = _API_CLASSES[version.subresources]
+    name = _constant(version).lower() + "_api"
+    what = ", ".join(version.subresources) or "no subresources"
+    return [
+        f"def {name}(kube: Client) -> {cls}[{root}, {listing}]:",
+        f'{INDENT}"""``kube.register({_constant(version)})``: the API of {version.plural}'
+        f" ({version.api_version}),",
+        f'{INDENT}typed with the methods of its subresources ({what})."""',
+        f"{INDENT}api = kube.register({_constant(version)})",
+        f"{INDENT}assert isinstance(api, {cls})",
+        f"{INDENT}return api",
+    ]
+
+
 def generate_models(crds: Iterable[Mapping[str, Any]], *, source: str = "") -> str:
     """The Python module of models and descriptors for ``crds`` (CustomResourceDefinitions
     as plain data, e.g. from :func:`~kubeasync.load_all_yaml` and ``to_dict``)."""
@@ -378,10 +402,13 @@ def generate_models(crds: Iterable[Mapping[str, Any]], *, source: str = "") -> s
     ]
     if re.search(r"\bAny\b", used):
         out += ["from typing import Any", ""]
-    out += ["import msgspec", "from kubeasync import ResourceDescriptor"]
+    classes = sorted({_API_CLASSES[v.subresources] for v in versions})
+    out += ["import msgspec",
+            f"from kubeasync import {', '.join(sorted(['Client', 'ResourceDescriptor', *classes]))}"]
     out += [f"from kubeasync.models._base import {', '.join(sorted(base))}"]
     out += ["from kubeasync.models.meta_v1 import ListMeta, ObjectMeta", ""]
-    exported = sorted({c.name for v in versions for c in v.classes} | {_constant(v) for v in versions})
+    exported = sorted({c.name for v in versions for c in v.classes} | {_constant(v) for v in versions}
+                      | {_constant(v).lower() + "_api" for v in versions})
     out += ["__all__ = [", *(f'{INDENT}"{n}",' for n in exported), "]"]
     for v in versions:
         for cls in v.classes:
@@ -389,4 +416,5 @@ def generate_models(crds: Iterable[Mapping[str, Any]], *, source: str = "") -> s
     for v in versions:
         root, listing = v.classes[-2].name, v.classes[-1].name
         out += ["", "", *_render_descriptor(v, root, listing)]
+        out += ["", "", *_render_api_function(v, root, listing)]
     return "\n".join(out) + "\n"
