@@ -195,7 +195,7 @@ async def test_objects_are_checked_before_anything_is_sent(
 ) -> None:
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ok"}}
     fake_apiserver.requests.clear()
-    with pytest.raises(ApplyError, match="no metadata.name") as info:
+    with pytest.raises(ApplyError, match=r"no metadata\.name") as info:
         await kube.apply([good, {"apiVersion": "v1", "kind": "ConfigMap",
                                  "metadata": {"generateName": "x-"}}], field_manager="me")
     assert info.value.index == 1 and isinstance(info.value.error, ValueError)
@@ -260,7 +260,7 @@ async def test_the_wait_for_a_crd_is_bounded(
                     "names": {"kind": "Widget", "plural": "widgets"},
                     "versions": [{"name": "v1", "served": True, "storage": True}]}}
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    with pytest.raises(ApplyError, match="widgets.example.com was not Established") as info:
+    with pytest.raises(ApplyError, match=r"widgets\.example\.com was not Established") as info:
         await kube.apply([widget, crd], field_manager="me", establish_timeout=0.3)
     assert info.value.index == 0 and isinstance(info.value.error, TimeoutError)
     assert [type(o).__name__ for o in info.value.applied] == ["CustomResourceDefinition"]

@@ -255,7 +255,7 @@ async def test_discovery_is_cached_and_a_miss_refreshes_it_once(
     await kube.resource_for("example.com/v1", "Widget")
     await kube.resource_for("svc")
     assert len(fake_apiserver.requests) == first  # answered from the cache
-    with pytest.raises(NoMatchError, match='no matches for kind "Gadget" in version "example.com/v1"'):
+    with pytest.raises(NoMatchError, match=r'no matches for kind "Gadget" in version "example\.com/v1"'):
         await kube.resource_for("example.com/v1", "Gadget")
     assert len(fake_apiserver.requests) == 2 * first  # one refresh, then the error
     with pytest.raises(NoMatchError, match="doesn't have a resource type 'gadgets'"):

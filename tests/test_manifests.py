@@ -114,7 +114,7 @@ def test_sources(tmp_path: Path) -> None:
 def test_a_path_given_as_str_is_text_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / "app.yaml"
     path.write_text(APP)
-    with pytest.raises(ManifestError, match="give a pathlib.Path"):
+    with pytest.raises(ManifestError, match=r"give a pathlib\.Path"):
         load_all_yaml(str(path))
 
 
