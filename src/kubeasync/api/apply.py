@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -48,8 +47,7 @@ CRD_KIND = "CustomResourceDefinition"
 _CONFLICT_MESSAGE = re.compile(r'conflict with "(?P<manager>[^"]*)"')
 
 
-@dataclass(frozen=True)
-class FieldConflict:
+class FieldConflict(msgspec.Struct, frozen=True):
     """One field another field manager owns: ``field`` as the server names it
     (``.spec.replicas``, ``.spec.containers[name="app"].image``), ``manager`` the owner."""
 
@@ -132,8 +130,7 @@ def _before(applied: list[KubeObject]) -> str:
     return f" ({len(applied)} object{'s' if len(applied) != 1 else ''} before it applied)"
 
 
-@dataclass
-class _Item:
+class _Item(msgspec.Struct):
     index: int
     obj: object
     plain: Mapping[str, Any]

@@ -22,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from ..core.codec import decode
+from ..core.codec import decode, decoder_for
 from ..core.descriptor import ResourceDescriptor
 from ..core.errors import KubeError, NotFound, ServerError
 from ..core.names import validate_dns_subdomain
@@ -80,8 +79,7 @@ class AmbiguousResourceError(KubeError, LookupError):
 # what a snapshot holds
 
 
-@dataclass(frozen=True)
-class ServedResource:
+class ServedResource(msgspec.Struct, frozen=True):
     """One resource as the server's discovery describes it.
 
     Attributes:
@@ -115,8 +113,7 @@ class ServedResource:
         return f"{where} ({self.api_version} {self.kind})"
 
 
-@dataclass(frozen=True)
-class ServerResources:
+class ServerResources(msgspec.Struct, frozen=True):
     """One snapshot of what the server serves.
 
     Attributes:
@@ -307,11 +304,6 @@ class _GroupDiscovery(msgspec.Struct):
     versions: list[_VersionDiscovery] | None = None
 
 
-_ROOT = msgspec.json.Decoder(_Root)
-_GROUP_DECODER = msgspec.json.Decoder(_APIGroup)
-_RESOURCE_LIST = msgspec.json.Decoder(_APIResourceList)
-
-
 def parse_aggregated(documents: Iterable[bytes]) -> ServerResources:
     """A snapshot from the ``APIGroupDiscoveryList`` answers of ``/api`` and ``/apis``
     (sans-IO). Versions are listed preferred first, as the server orders them."""
@@ -346,7 +338,7 @@ def parse_legacy(
     ``subresources`` of their resource."""
     resources: list[ServedResource] = []
     for body in resource_lists:
-        listing = decode(_RESOURCE_LIST, body)
+        listing = decode(decoder_for(_APIResourceList), body)
         group, _, version = listing.groupVersion.rpartition("/")
         entries = listing.resources or []
         subresources: dict[str, set[str]] = {}
@@ -372,7 +364,7 @@ def parse_legacy(
 
 
 def _decode_root(body: bytes) -> _Root:
-    return decode(_ROOT, body)
+    return decode(decoder_for(_Root), body)
 
 
 def _preferred_first(group: _APIGroup) -> tuple[str, ...]:
@@ -421,7 +413,8 @@ class Discovery:
             return cached[1]
         request = Request("GET", f"/apis/{group}")
         try:
-            answer = decode(_GROUP_DECODER, (await self._session.send(request)).body, request)
+            answer = decode(decoder_for(_APIGroup), (await self._session.send(request)).body,
+                            request)
         except NotFound:
             versions: tuple[str, ...] = ()
         else:
