@@ -205,6 +205,8 @@ async def test_objects_are_checked_before_anything_is_sent(
         await kube.apply([good, "kind: ConfigMap"], field_manager="me")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="field_manager"):
         await kube.apply(good, field_manager="")
+    with pytest.raises(ValueError, match="load_all_yaml"):
+        await kube.apply("apiVersion: v1\nkind: ConfigMap\n", field_manager="me")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="establish_timeout"):
         await kube.apply(good, field_manager="me", establish_timeout=0)
     assert fake_apiserver.requests == []

@@ -252,6 +252,9 @@ class Client(KindAttributes):
         """
         from .apply import apply_objects
 
+        if isinstance(objs, (str, bytes)):
+            raise ValueError("objs must be objects, not YAML text: give"
+                             " kubeasync.load_all_yaml(text) (or a path to it)")
         one = isinstance(objs, (msgspec.Struct, Mapping))
         batch: Iterable[object] = [objs] if isinstance(objs, (msgspec.Struct, Mapping)) else objs
         applied = await apply_objects(
