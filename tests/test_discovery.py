@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -24,9 +25,12 @@ from kubeasync.api.discovery import (
     parse_aggregated,
     parse_legacy,
 )
+from kubeasync.core.request import Request
 from kubeasync.kinds import SEED_RESOURCES
 from kubeasync.models import KubeModel, ListMeta, ObjectMeta
 from kubeasync.testing import FakeApiServer
+from kubeasync.transport.base import ByteStream, Credentials, HttpResponse, Transport, WebSocket
+from kubeasync.transport.policy import Session
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "discovery"
@@ -354,3 +358,81 @@ async def test_a_registration_is_per_client(fake_apiserver: FakeApiServer) -> No
         assert one.resource(Widget).descriptor is TYPED_WIDGETS
         with pytest.raises(ValueError):
             other.resource(Widget)
+
+
+# --------------------------------------------------------------------------------------------
+# aggregated discovery through the transport seam (no server at hand speaks it: 1.20 and
+# the embedded server answer the legacy documents, tested above)
+
+
+class NegotiatingTransport(Transport):
+    """Answers ``/api`` and ``/apis`` as a 1.30 server does: an APIGroupDiscoveryList when
+    the Accept header asks for one, the legacy documents otherwise."""
+
+    def __init__(self) -> None:
+        self.sent: list[Request] = []
+
+    async def send(self, request: Request, credentials: Credentials, *, timeout: float | None,
+                   max_body_bytes: int | None = None) -> HttpResponse:
+        self.sent.append(request)
+        accept = request.headers.get("Accept", "")
+        aggregated = "as=APIGroupDiscoveryList" in accept
+        fixture = {"/api": "aggregated-api.json", "/apis": "aggregated-apis.json"}
+        if aggregated and request.path in fixture:
+            body = (DATA / fixture[request.path]).read_bytes()
+            return HttpResponse(200, "OK", {"Content-Type": "application/json;g=apidiscovery.k8s.io;"
+                                "v=v2;as=APIGroupDiscoveryList"}, body)
+        legacy = {"/api": {"kind": "APIVersions", "versions": ["v1"]},
+                  "/apis": {"kind": "APIGroupList", "groups": []},
+                  "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                      {"name": "pods", "kind": "Pod", "namespaced": True, "verbs": ["get"]}]}}
+        if request.path in legacy:
+            return HttpResponse(200, "OK", {"Content-Type": "application/json"},
+                                json.dumps(legacy[request.path]).encode())
+        return HttpResponse(404, "Not Found", {"Content-Type": "application/json"},
+                            b'{"kind":"Status","code":404,"reason":"NotFound"}')
+
+    async def open_stream(self, request: Request, credentials: Credentials, *,
+                          timeout: float | None, read_timeout: float | None) -> ByteStream:
+        raise NotImplementedError
+
+    async def connect_websocket(self, request: Request, credentials: Credentials, *,
+                                protocols: Sequence[str], timeout: float | None) -> WebSocket:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_aggregated_discovery_is_two_requests() -> None:
+    transport = NegotiatingTransport()
+    session = Session(kubeasync.ClusterConfig(server="https://10.0.0.1"), transport=transport,
+                      retry=RetryPolicy(max_retries=0))
+    discovery = Discovery(session)
+    snapshot = await discovery.resources()
+    assert snapshot.aggregated
+    assert sorted(r.path for r in transport.sent) == ["/api", "/apis"]
+    assert all(r.headers["Accept"] == AGGREGATED_ACCEPT for r in transport.sent)
+    assert (await discovery.find("deploy")).subresources == {"scale", "status"}
+    assert (await discovery.find_kind("example.com/v2", "Widget")).short_names == ("wd",)
+    assert len(transport.sent) == 2
+
+
+async def test_a_server_without_aggregated_discovery_wastes_no_request() -> None:
+    transport = NegotiatingTransport()
+
+    class Legacy(NegotiatingTransport):
+        async def send(self, request: Request, credentials: Credentials, *,
+                       timeout: float | None, max_body_bytes: int | None = None) -> HttpResponse:
+            plain = Request(request.method, request.path, request.query,
+                            {"Accept": "application/json"}, request.body)
+            self.sent.append(request)
+            return await transport.send(plain, credentials, timeout=timeout)
+
+    legacy = Legacy()
+    session = Session(kubeasync.ClusterConfig(server="https://10.0.0.1"), transport=legacy,
+                      retry=RetryPolicy(max_retries=0))
+    snapshot = await Discovery(session).resources()
+    assert not snapshot.aggregated
+    assert sorted(r.path for r in legacy.sent) == ["/api", "/api/v1", "/apis"]
+    assert snapshot.for_kind("", "v1", "Pod") is not None
