@@ -167,14 +167,24 @@ async def test_scale(real_kube: kubeasync.Client, namespace: str) -> None:
                                                  namespace=namespace)
     assert patched.spec is not None and patched.spec.replicas == 1
     assert (await kube.deployments.get("web", namespace=namespace)).spec.replicas == 1  # type: ignore[union-attr]
-    scale = await kube.deployments.get_scale("web", namespace=namespace)
-    assert scale.spec is not None
-    scale.spec.replicas = 3  # (0 would come back as no field: Go omits empty values)
-    replaced = await kube.deployments.replace_scale("web", scale, namespace=namespace)
+    # read-modify-write: the controller writes the Deployment's status meanwhile, and the
+    # Scale carries the Deployment's resourceVersion, so a write may meet a 409: read again
+    stale = await kube.deployments.get_scale("web", namespace=namespace)
+    for _ in range(20):
+        scale = await kube.deployments.get_scale("web", namespace=namespace)
+        assert scale.spec is not None
+        scale.spec.replicas = 3  # (0 would come back as no field: Go omits empty values)
+        try:
+            replaced = await kube.deployments.replace_scale("web", scale, namespace=namespace)
+            break
+        except Conflict:
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("replace_scale kept meeting conflicts")
     assert replaced.spec is not None and replaced.spec.replicas == 3
-    # the read resourceVersion is a precondition
+    # the resourceVersion of a Scale read before that write is a failed precondition
     with pytest.raises(Conflict):
-        await kube.deployments.replace_scale("web", scale, namespace=namespace)
+        await kube.deployments.replace_scale("web", stale, namespace=namespace)
     statefulset = next(o for o in objs if isinstance(o, StatefulSet))
     await kube.apply(statefulset, field_manager="kinds-test")
     assert (await kube.stateful_sets.get_scale("db", namespace=namespace)).spec.replicas == 1  # type: ignore[union-attr]
