@@ -69,10 +69,11 @@ class Client(KindAttributes):
         max_body_bytes: the largest answer accepted once decompressed (default 2 GiB).
 
     Attributes:
-        kube.pods, kube.jobs, ...: the API of each built-in resource (see
-            :mod:`kubeasync.kinds`); ``kube.resource(...)`` gives any other.
+        kube.pods, kube.deployments, ...: the API of each built-in resource, typed with
+            exactly its capabilities (see :mod:`kubeasync.kinds`); ``kube.resource(...)``
+            gives any other, ``await kube.resource_for(...)`` finds one through discovery.
         features: what the client learned about its server.
-        discovery: the server's groups and versions, cached.
+        discovery: what the server serves (groups, versions, resources), cached.
         informers: the client's shared informers.
     """
 
