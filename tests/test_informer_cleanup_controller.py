@@ -143,14 +143,28 @@ async def test_it_runs_as_a_script_against_a_kubeconfig(
         env={**os.environ,  # this checkout's kubeasync
              "PYTHONPATH": os.pathsep.join([str(CHECKOUT / "src"), str(CHECKOUT)])},
     )
+    assert process.stdout is not None
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            lines.append(line.decode())
+
+    reader = asyncio.create_task(read())
     try:
-        await eventually(lambda: "scripted" not in jobs_on(fake_apiserver) or
-                         process.returncode is not None, "the script deletes the job")
+        # The server forgets the job before the script logs that it deleted it: wait for both.
+        await eventually(lambda: ("scripted" not in jobs_on(fake_apiserver)
+                                  and any("deleted job default/scripted" in line
+                                          for line in lines))
+                         or process.returncode is not None, "the script deletes the job")
     finally:
         if process.returncode is None:
             process.terminate()
-        output, _ = await process.communicate()
-    assert "deleted job default/scripted" in output.decode(), output.decode()
+        await process.wait()
+        await reader
+    output = "".join(lines)
+    assert "deleted job default/scripted" in output, output
 
 
 def test_bad_arguments() -> None:

@@ -14,8 +14,10 @@
 """
 
 from ._version import __version__
-from .api.capabilities import EvictionApi, LogApi, StatusApi
+from .api.apply import ApplyConflict, ApplyError, FieldConflict
+from .api.capabilities import EvictionApi, LogApi, ScaleApi, StatusApi
 from .api.client import Client
+from .api.discovery import AmbiguousResourceError, NoMatchError
 from .api.resource import ResourceApi
 from .config import (
     Auth,
@@ -65,8 +67,10 @@ from .kinds import (
     PERSISTENT_VOLUME_CLAIMS,
     PODS,
     SERVICES,
+    DeploymentApi,
     PodApi,
 )
+from .manifests import KubeObject, Manifest, ManifestError, dump_all_yaml, load_all_yaml
 from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
 from .runtime.watcher import Watcher, WatcherStats
 from .streams.events import (
@@ -92,7 +96,10 @@ __all__ = [
     "SERVICES",
     "AddedEvent",
     "AlreadyExists",
+    "AmbiguousResourceError",
     "ApiError",
+    "ApplyConflict",
+    "ApplyError",
     "Auth",
     "Backoff",
     "BadRequest",
@@ -111,21 +118,27 @@ __all__ = [
     "Credential",
     "DecodeError",
     "DeletedEvent",
+    "DeploymentApi",
     "ErrorEvent",
     "Event",
     "EvictionApi",
     "ExecPlugin",
+    "FieldConflict",
     "Forbidden",
     "Gone",
     "Impersonation",
     "Informer",
     "Invalid",
     "KubeError",
+    "KubeObject",
     "LogApi",
     "LogStream",
+    "Manifest",
+    "ManifestError",
     "MethodNotAllowed",
     "ModifiedEvent",
     "NoAuth",
+    "NoMatchError",
     "NotFound",
     "PatchType",
     "PodApi",
@@ -136,6 +149,7 @@ __all__ = [
     "ResourceApi",
     "ResourceDescriptor",
     "RetryPolicy",
+    "ScaleApi",
     "ServerError",
     "StatusApi",
     "StreamError",
@@ -151,5 +165,7 @@ __all__ = [
     "__version__",
     "custom_resource",
     "drop_managed_fields",
+    "dump_all_yaml",
+    "load_all_yaml",
     "object_key",
 ]

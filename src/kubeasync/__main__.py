@@ -2,6 +2,7 @@
 
     python -m kubeasync demo
     python -m kubeasync serve --port 8080 --kubeconfig ./fake.kubeconfig
+    python -m kubeasync models widgets-crd.yaml -o widgets.py
 
 Each subcommand is one function that adds its parser (see :data:`COMMANDS`); adding a
 command is writing that function and listing it there.
@@ -91,7 +92,46 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [_add_demo, _add_serve]
+def _add_models(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="write typed models for the custom resources of a CRD",
+        description="Write a Python module of msgspec models (and the ResourceDescriptor)"
+        " for every served version of the CustomResourceDefinitions in a YAML file, from"
+        " their openAPIV3Schema: the storage version's classes take the plain names"
+        " (Widget, WidgetList, WIDGETS), the other versions' carry the version.",
+    )
+    parser.add_argument("crd", metavar="CRD.yaml",
+                        help="a file with one or more CustomResourceDefinitions ('-': stdin)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="write the module here (default: standard output)")
+    parser.set_defaults(func=_models)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .crd_models import CRDModelError, generate_models
+    from .manifests import ManifestError, load_all_yaml
+    from .models._base import to_dict
+
+    try:
+        source = sys.stdin if args.crd == "-" else Path(args.crd)
+        objects = load_all_yaml(source)
+        crds = [to_dict(o) if not isinstance(o, dict) else o for o in objects]
+        text = generate_models(crds, source=Path(args.crd).name if args.crd != "-" else "")
+    except (OSError, ManifestError, CRDModelError) as exc:
+        print(f"kubeasync models: error: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"kubeasync models: wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [_add_demo, _add_models, _add_serve]
 """Every subcommand's parser builder, in the order ``--help`` lists them."""
 
 

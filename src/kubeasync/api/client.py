@@ -9,26 +9,42 @@ clusters share nothing.
 from __future__ import annotations
 
 import warnings
-from typing import Any, TypeVar, overload
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import msgspec
 
 from ..config import ClusterConfig, autodetect
 from ..core.codec import decoder_for
 from ..core.descriptor import ResourceDescriptor
 from ..core.names import validate_namespace
 from ..core.request import Request
-from ..kinds import ATTRIBUTES, KindAttributes, descriptor_for_model
+from ..kinds import (
+    ATTRIBUTES,
+    BUILTIN_RESOURCES,
+    BY_GROUP_VERSION_KIND,
+    KindAttributes,
+    descriptor_for_model,
+)
 from ..models import Info
 from ..runtime.informer import InformerRegistry
 from ..runtime.watcher import ServerFeatures
 from ..transport.policy import DEFAULT_MAX_BODY_BYTES, RetryPolicy, Session
 from .capabilities import api_class
-from .discovery import Discovery
+from .discovery import Discovery, descriptor_for
 from .resource import ResourceApi
+
+if TYPE_CHECKING:
+    from ..manifests import KubeObject
 
 __all__ = ["Client"]
 
+# Built-in group-versions win when a name matches several groups (resource_for("ingress")).
+_BUILTIN_GROUP_VERSIONS = frozenset((d.group, d.version) for d in BUILTIN_RESOURCES)
+
 T = TypeVar("T")
 L = TypeVar("L")
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class Client(KindAttributes):
@@ -53,10 +69,11 @@ class Client(KindAttributes):
         max_body_bytes: the largest answer accepted once decompressed (default 2 GiB).
 
     Attributes:
-        kube.pods, kube.jobs, ...: the API of each built-in resource (see
-            :mod:`kubeasync.kinds`); ``kube.resource(...)`` gives any other.
+        kube.pods, kube.deployments, ...: the API of each built-in resource, typed with
+            exactly its capabilities (see :mod:`kubeasync.kinds`); ``kube.resource(...)``
+            gives any other, ``await kube.resource_for(...)`` finds one through discovery.
         features: what the client learned about its server.
-        discovery: the server's groups and versions, cached.
+        discovery: what the server serves (groups, versions, resources), cached.
         informers: the client's shared informers.
     """
 
@@ -96,28 +113,22 @@ class Client(KindAttributes):
         self.discovery = Discovery(self.session)
         self.informers = InformerRegistry()
         self._apis: dict[ResourceDescriptor[Any, Any], ResourceApi[Any, Any]] = {}
+        self._registered: dict[tuple[str, str, str], ResourceDescriptor[Any, Any]] = {}
+        self._registered_models: dict[type[Any], ResourceDescriptor[Any, Any]] = {}
 
     # ------------------------------------------------------------ resources
 
-    @overload
-    def resource(self, what: ResourceDescriptor[T, L]) -> ResourceApi[T, L]: ...
-
-    @overload
-    def resource(self, what: type[T]) -> ResourceApi[T, Any]: ...
-
-    def resource(self, what: ResourceDescriptor[Any, Any] | type[Any]) -> ResourceApi[Any, Any]:
-        """The API for any resource: a built-in row, your own typed descriptor, a CRD
-        from :func:`~kubeasync.custom_resource` (plain dicts), or a built-in model class
-        (``kube.resource(ConfigMap)``). Its class has exactly the methods of the
-        resource's capabilities (``get_status`` only with a ``status`` subresource)."""
+    def _resource(self, what: ResourceDescriptor[Any, Any] | type[Any]) -> ResourceApi[Any, Any]:
+        # kube.resource(...), typed per model in KindAttributes.
         if isinstance(what, ResourceDescriptor):
             descriptor = what
         elif isinstance(what, type):
-            found = descriptor_for_model(what)
+            found = self._descriptor_of_model(what)
             if found is None:
                 raise ValueError(
                     f"{what.__name__} is not the model of a built-in resource: give a"
-                    " ResourceDescriptor (or custom_resource(...)) for it"
+                    " ResourceDescriptor (or custom_resource(...)) for it, or register one"
+                    " with kube.register(descriptor)"
                 )
             descriptor = found
         else:
@@ -128,6 +139,130 @@ class Client(KindAttributes):
         if api is None:
             api = self._apis[descriptor] = api_class(descriptor)(self, descriptor)
         return api
+
+    def register(self, descriptor: ResourceDescriptor[T, L]) -> ResourceApi[T, L]:
+        """Use your own models for a kind on this client: ``descriptor`` (for instance the
+        one ``python -m kubeasync models crd.yaml`` writes, or a ResourceDescriptor of
+        your own msgspec Structs) is then what :meth:`resource_for` and :meth:`apply`
+        decode that group, version and kind into, and ``kube.resource(YourModel)`` finds
+        it. A registration replaces an earlier one of the same kind (a built-in kind
+        too). Returns the descriptor's API."""
+        if not isinstance(descriptor, ResourceDescriptor):
+            raise ValueError(
+                f"register() takes a ResourceDescriptor, not {type(descriptor).__name__}"
+            )
+        key = (descriptor.group, descriptor.version, descriptor.kind)
+        previous = self._registered.get(key)
+        if previous is not None and previous.typed:
+            self._registered_models.pop(previous.model, None)
+        self._registered[key] = descriptor
+        if descriptor.typed:
+            self._registered_models[descriptor.model] = descriptor
+        return self.resource(descriptor)
+
+    def _descriptor_of_model(self, model: type[Any]) -> ResourceDescriptor[Any, Any] | None:
+        return self._registered_models.get(model) or descriptor_for_model(model)
+
+    def _known_descriptor(
+        self, group: str, version: str, kind: str
+    ) -> ResourceDescriptor[Any, Any] | None:
+        """The descriptor this client would use for a kind without asking the server: a
+        registered one, else the catalogue's row; ``None`` for other kinds."""
+        return self._registered.get((group, version, kind)) or BY_GROUP_VERSION_KIND.get(
+            (group, version, kind)
+        )
+
+    async def resource_for(self, what: str, kind: str | None = None) -> ResourceApi[Any, Any]:
+        """The API of a resource found through the server's discovery (cached per client;
+        refreshed once when the cache does not have it, so a CRD created a moment ago
+        resolves).
+
+        - ``await kube.resource_for("example.com/v1", "Widget")``: by apiVersion and kind,
+          as a manifest names it;
+        - ``await kube.resource_for("deploy")``: by name, as kubectl matches it: plural,
+          singular, short name or kind, in any case, optionally qualified as
+          ``name.group`` or ``name.version.group`` (see
+          :meth:`~kubeasync.api.discovery.ServerResources.find`).
+
+        Built-in kinds are typed (their catalogue row, with the verbs and subresources the
+        server has); kinds registered with :meth:`register` use their models; any other
+        kind is a ``ResourceApi`` of plain dicts. Raises
+        :class:`~kubeasync.NoMatchError` when the server serves nothing of the kind or
+        name, :class:`~kubeasync.AmbiguousResourceError` when a name matches several
+        groups and none is built in.
+        """
+        if kind is None:
+            served = await self.discovery.find(what, builtin_groups=_BUILTIN_GROUP_VERSIONS)
+        else:
+            served = await self.discovery.find_kind(what, kind)
+        known = self._known_descriptor(served.group, served.version, served.kind)
+        return self.resource(descriptor_for(served, known))
+
+    @overload
+    async def apply(
+        self, objs: S, *, field_manager: str, force: bool = False, dry_run: bool = False,
+        establish_timeout: float = 60.0, timeout: float | None = None,
+    ) -> S: ...
+
+    @overload
+    async def apply(
+        self, objs: Mapping[str, Any], *, field_manager: str, force: bool = False,
+        dry_run: bool = False, establish_timeout: float = 60.0, timeout: float | None = None,
+    ) -> KubeObject: ...
+
+    @overload
+    async def apply(
+        self, objs: Iterable[msgspec.Struct | Mapping[str, Any]], *, field_manager: str,
+        force: bool = False, dry_run: bool = False, establish_timeout: float = 60.0,
+        timeout: float | None = None,
+    ) -> list[KubeObject]: ...
+
+    async def apply(
+        self,
+        objs: msgspec.Struct | Mapping[str, Any] | Iterable[msgspec.Struct | Mapping[str, Any]],
+        *,
+        field_manager: str,
+        force: bool = False,
+        dry_run: bool = False,
+        establish_timeout: float = 60.0,
+        timeout: float | None = None,
+    ) -> KubeObject | list[KubeObject]:
+        """Server-side apply of one object (model or dict) or many (a list, or what
+        :func:`~kubeasync.load_all_yaml` returns), as ``kubectl apply --server-side``.
+
+        Namespaces are applied first, then CustomResourceDefinitions, then the rest in
+        the order given; before the custom resources of a CRD applied in the same call it
+        waits up to ``establish_timeout`` seconds for the CRD to be Established. Each
+        object's namespace is its own, else the client's default. Returns what the server
+        answered, typed (the object's own class for a model instance, the kind's model
+        for a dict of a built-in or registered kind, else a dict): one object for one,
+        a list in the order given for many.
+
+        Args:
+            field_manager: who owns the applied fields (kubectl uses ``"kubectl"``).
+            force: take over fields another manager owns instead of failing.
+            dry_run: let the server check everything and change nothing (custom resources
+                of a CRD applied in the same dry run cannot be applied).
+            timeout: per request, as for every other call.
+
+        Raises :class:`~kubeasync.ApplyError` naming the object (position, document and
+        line, kind, namespace, name) and why (``.error``), after applying the ones before
+        it (``.applied``); :class:`~kubeasync.ApplyConflict`, also a
+        :class:`~kubeasync.Conflict`, when fields belong to another field manager (its
+        ``conflicts`` name the fields and managers).
+        """
+        from .apply import apply_objects
+
+        if isinstance(objs, (str, bytes)):
+            raise ValueError("objs must be objects, not YAML text: give"
+                             " kubeasync.load_all_yaml(text) (or a path to it)")
+        one = isinstance(objs, (msgspec.Struct, Mapping))
+        batch: Iterable[object] = [objs] if isinstance(objs, (msgspec.Struct, Mapping)) else objs
+        applied = await apply_objects(
+            self, batch, field_manager=field_manager, force=force, dry_run=dry_run,
+            establish_timeout=establish_timeout, timeout=timeout,
+        )
+        return applied[0] if one else applied
 
     def __getattr__(self, name: str) -> Any:
         # The built-in resources' attributes (kube.pods, ...), made on first use so that

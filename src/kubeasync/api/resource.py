@@ -19,7 +19,7 @@ import msgspec
 from ..core.backoff import Backoff
 from ..core.codec import decode, decoder_for
 from ..core.descriptor import ResourceDescriptor
-from ..core.errors import DecodeError, Gone, NotFound
+from ..core.errors import DecodeError, Gone, MethodNotAllowed, NotFound
 from ..core.objects import accessor_for, namespace_of
 from ..core.params import (
     DEFAULT_MAX_LINE_BYTES,
@@ -79,6 +79,9 @@ class ResourceApi(Generic[T, L]):
         self._decoder = decoder_for(descriptor.model)
         self._list_decoder = decoder_for(descriptor.list_model)
         self._access = accessor_for(descriptor.model)
+        # Set when the server answered a collection delete with 405: this client then lists
+        # and deletes one by one (Services have a collection delete from Kubernetes 1.23 on).
+        self._collection_delete_refused = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.descriptor.api_prefix}/{self.descriptor.plural}>"
@@ -329,18 +332,23 @@ class ResourceApi(Generic[T, L]):
 
         Returns the list of deleted objects (or a ``Status``, if the server answers one).
 
-        Resources without the ``deletecollection`` verb (Services, on every Kubernetes
-        version: the server answers 405) are handled here instead: kubeasync lists the
-        matches and deletes them one by one, at most 8 at a time, and returns the list of
-        what it deleted (objects already gone are skipped).
+        Resources the server deletes no collection of (Services before Kubernetes 1.23:
+        the server answers 405 MethodNotAllowed; resources whose verbs lack
+        ``deletecollection``) are handled here instead: kubeasync lists the matches and
+        deletes them one by one, at most 8 at a time, and returns the list of what it
+        deleted (objects already gone are skipped). A 405 is remembered: this client then
+        goes straight to the list.
         """
         ns = self._namespace(namespace)
         selectors = ListParams(label_selector, field_selector)
         # Built before anything is deleted, so that a bad option raises first.
         params = DeleteParams(grace_period_seconds, propagation_policy, None, dry_run)
-        if self.descriptor.supports("deletecollection"):
+        if self.descriptor.supports("deletecollection") and not self._collection_delete_refused:
             request = self._requests.delete_collection(ns, selectors, params)
-            return await self._call_object_or_status(request, self._list_decoder, timeout)
+            try:
+                return await self._call_object_or_status(request, self._list_decoder, timeout)
+            except MethodNotAllowed:
+                self._collection_delete_refused = True
         return await self._delete_each(ns, selectors, params, timeout)
 
     async def _delete_each(

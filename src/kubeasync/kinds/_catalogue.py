@@ -15,10 +15,11 @@ is first used.
   kind)`` and ``(group, version, plural)``; the core group is ``""``.
 - ``PREFERRED_VERSIONS``: each group's preferred version (stable before beta, higher first).
 - ``BY_ATTRIBUTE``: the preferred row of each resource by its ``Client`` attribute.
-- ``SEED_RESOURCES`` (``PODS``, ``JOBS``, ``SERVICES``, ``PERSISTENT_VOLUME_CLAIMS``,
-  ``NAMESPACES``, ``CONFIG_MAPS``): what the embedded API server serves, and the Client's six
-  attributes use, until they serve the whole catalogue: those six resources' rows with the
-  verbs kube-apiserver 1.20 serves too and the subresources the embedded server implements.
+- ``PODS``, ``JOBS``, ``SERVICES``, ``PERSISTENT_VOLUME_CLAIMS``, ``NAMESPACES``,
+  ``CONFIG_MAPS``: 0.1's names of six rows, the catalogue rows themselves.
+- ``SEED_RESOURCES``: what the embedded API server serves until it serves the whole
+  catalogue: those six resources' rows with the verbs kube-apiserver 1.20 serves too and
+  the subresources the embedded server implements.
 """
 
 from __future__ import annotations
@@ -1583,9 +1584,21 @@ STORAGEMIGRATION_V1BETA1_STORAGE_VERSION_MIGRATIONS: ResourceDescriptor[
 )
 
 # --------------------------------------------------------------------------------------------
-# the embedded server's seed
+# 0.1's names of six rows: the rows themselves
 
-PODS: ResourceDescriptor[core_v1.Pod, core_v1.PodList] = ResourceDescriptor(
+PODS: ResourceDescriptor[core_v1.Pod, core_v1.PodList] = CORE_V1_PODS
+JOBS: ResourceDescriptor[batch_v1.Job, batch_v1.JobList] = BATCH_V1_JOBS
+SERVICES: ResourceDescriptor[core_v1.Service, core_v1.ServiceList] = CORE_V1_SERVICES
+PERSISTENT_VOLUME_CLAIMS: ResourceDescriptor[
+    core_v1.PersistentVolumeClaim, core_v1.PersistentVolumeClaimList
+] = CORE_V1_PERSISTENT_VOLUME_CLAIMS
+NAMESPACES: ResourceDescriptor[core_v1.Namespace, core_v1.NamespaceList] = CORE_V1_NAMESPACES
+CONFIG_MAPS: ResourceDescriptor[core_v1.ConfigMap, core_v1.ConfigMapList] = CORE_V1_CONFIG_MAPS
+
+# --------------------------------------------------------------------------------------------
+# the embedded server's seed: six rows narrowed to what it serves
+
+_SEED_PODS: ResourceDescriptor[core_v1.Pod, core_v1.PodList] = ResourceDescriptor(
     group="",
     version="v1",
     kind="Pod",
@@ -1599,7 +1612,7 @@ PODS: ResourceDescriptor[core_v1.Pod, core_v1.PodList] = ResourceDescriptor(
     attribute="pods",
 )
 
-JOBS: ResourceDescriptor[batch_v1.Job, batch_v1.JobList] = ResourceDescriptor(
+_SEED_JOBS: ResourceDescriptor[batch_v1.Job, batch_v1.JobList] = ResourceDescriptor(
     group="batch",
     version="v1",
     kind="Job",
@@ -1613,7 +1626,7 @@ JOBS: ResourceDescriptor[batch_v1.Job, batch_v1.JobList] = ResourceDescriptor(
     attribute="jobs",
 )
 
-SERVICES: ResourceDescriptor[core_v1.Service, core_v1.ServiceList] = ResourceDescriptor(
+_SEED_SERVICES: ResourceDescriptor[core_v1.Service, core_v1.ServiceList] = ResourceDescriptor(
     group="",
     version="v1",
     kind="Service",
@@ -1627,7 +1640,7 @@ SERVICES: ResourceDescriptor[core_v1.Service, core_v1.ServiceList] = ResourceDes
     attribute="services",
 )
 
-PERSISTENT_VOLUME_CLAIMS: ResourceDescriptor[
+_SEED_PERSISTENT_VOLUME_CLAIMS: ResourceDescriptor[
     core_v1.PersistentVolumeClaim, core_v1.PersistentVolumeClaimList
 ] = ResourceDescriptor(
     group="",
@@ -1643,7 +1656,7 @@ PERSISTENT_VOLUME_CLAIMS: ResourceDescriptor[
     attribute="persistent_volume_claims",
 )
 
-NAMESPACES: ResourceDescriptor[core_v1.Namespace, core_v1.NamespaceList] = ResourceDescriptor(
+_SEED_NAMESPACES: ResourceDescriptor[core_v1.Namespace, core_v1.NamespaceList] = ResourceDescriptor(
     group="",
     version="v1",
     kind="Namespace",
@@ -1657,7 +1670,9 @@ NAMESPACES: ResourceDescriptor[core_v1.Namespace, core_v1.NamespaceList] = Resou
     attribute="namespaces",
 )
 
-CONFIG_MAPS: ResourceDescriptor[core_v1.ConfigMap, core_v1.ConfigMapList] = ResourceDescriptor(
+_SEED_CONFIG_MAPS: ResourceDescriptor[
+    core_v1.ConfigMap, core_v1.ConfigMapList
+] = ResourceDescriptor(
     group="",
     version="v1",
     kind="ConfigMap",
@@ -1765,18 +1780,19 @@ BUILTIN_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
     STORAGEMIGRATION_V1_STORAGE_VERSION_MIGRATIONS,
     STORAGEMIGRATION_V1BETA1_STORAGE_VERSION_MIGRATIONS,
 )
-"""Every row of the catalogue (the seed rows are not in it: see SEED_RESOURCES)."""
+"""Every row of the catalogue (the narrowed rows of SEED_RESOURCES are not in it)."""
 
 SEED_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
-    PODS,
-    JOBS,
-    SERVICES,
-    PERSISTENT_VOLUME_CLAIMS,
-    NAMESPACES,
-    CONFIG_MAPS,
+    _SEED_PODS,
+    _SEED_JOBS,
+    _SEED_SERVICES,
+    _SEED_PERSISTENT_VOLUME_CLAIMS,
+    _SEED_NAMESPACES,
+    _SEED_CONFIG_MAPS,
 )
-"""What the embedded API server serves (and the Client's six attributes use) until
-they serve the whole catalogue."""
+"""What the embedded API server serves until it serves the whole catalogue: six
+rows narrowed to the verbs kube-apiserver 1.20 serves too and the subresources it
+implements (the Client uses the catalogue rows)."""
 
 BY_GROUP_VERSION_KIND: dict[tuple[str, str, str], ResourceDescriptor[Any, Any]] = {
     (d.group, d.version, d.kind): d for d in BUILTIN_RESOURCES

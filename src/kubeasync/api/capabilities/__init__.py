@@ -10,21 +10,24 @@ Adding a subresource is one module here (and its import below) plus the name in 
 subresources of the kinds that have it.
 """
 
-from . import eviction, log, status
+from . import eviction, log, scale, status
 from ._registry import CAPABILITIES, api_class, capability, combination
 from .eviction import EvictionApi
 from .log import LogApi
+from .scale import ScaleApi
 from .status import StatusApi
 
 __all__ = [
     "CAPABILITIES",
     "EvictionApi",
     "LogApi",
+    "ScaleApi",
     "StatusApi",
     "api_class",
     "capability",
     "combination",
     "eviction",
     "log",
+    "scale",
     "status",
 ]
