@@ -318,6 +318,15 @@ class Informer(Generic[T]):
         return self._run.error if self._run is not None else None
 
     @property
+    def healthy(self) -> bool:
+        """Whether the informer is running, has not failed, and its watcher is healthy:
+        False once the watcher has been failing for a while without progress (a server
+        answering 410 or 5xx to every watch; see :attr:`Watcher.healthy`), while it keeps
+        trying. The time of its last progress is ``stats.last_progress``."""
+        run = self._run
+        return run is not None and run.error is None and run.watcher.healthy
+
+    @property
     def stats(self) -> WatcherStats:
         """The :class:`~kubeasync.WatcherStats` of its watcher since it was started
         (reconnections, relists, failures survived); all zero when it is not running."""
