@@ -263,7 +263,7 @@ async def test_two_thousand_concurrent_gets_share_a_bounded_number_of_connection
 async def test_streams_have_their_own_budget_and_do_not_starve_requests() -> None:
     async with FakeApiServer() as server, kubeasync.Client(server.config()) as kube:
         session = kube.session
-        session._request_slots = type(session._request_slots).of(2, "max_requests")  # type: ignore[union-attr]
+        session.max_requests = 2
         streams = [kube.pods.watch_stream(timeout_seconds=None) for _ in range(5)]
         try:
             openers = [asyncio.create_task(s.__anext__()) for s in streams]

@@ -396,3 +396,36 @@ async def test_a_quiet_watch_that_reconnects_now_and_then_stays_healthy(
                     await asyncio.sleep(0.15)
                     assert watcher.healthy
             assert watcher.stats.failures["TransportError"] == 3
+
+
+# ------------------------------------------------------------------ a resync that fails half-way
+
+
+async def test_a_relist_that_fails_half_way_is_still_handed_out_as_one_batch() -> None:
+    async with serving() as (server, kube):
+        for i in range(3):
+            server.create(f"web-{i}")
+        watcher = watch(kube, page_size=1)
+        async with watcher:
+            first = await asyncio.wait_for(watcher.next_batch(), 10)
+            assert [e.type for e in first] == ["ADDED"] * 3
+            relist_pages: list[str | None] = []
+
+            def second_page_fails_once(query: dict[str, str]) -> web.Response | None:
+                relist_pages.append(query.get("continue"))
+                if len(relist_pages) == 2:
+                    return server._error(Fault.status(503, "ServiceUnavailable"))
+                return None
+
+            server.list_hook = second_page_fails_once
+            server.cut_watches()
+            server.modify("web-0", tier="changed")  # on the first page
+            server.delete("web-2")  # known only once the last page is in
+            server.compact()
+            # 0.1 (and the foundation) handed out the first page's MODIFIED alone, then
+            # the rest: a reader in between saw half of the relist.
+            batch = await asyncio.wait_for(watcher.next_batch(), 10)
+            assert [(e.type, e.object.metadata.name) for e in batch] == [
+                ("MODIFIED", "web-0"), ("DELETED", "web-2")]
+            assert watcher.stats.failures["ServerError"] == 1
+            assert relist_pages[1] is not None, "the page that failed was a continuation"

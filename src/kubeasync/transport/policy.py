@@ -239,11 +239,23 @@ class Session:
 
     @property
     def max_requests(self) -> int | None:
+        """Requests in flight at once (``None``: unlimited). Set it before the calls it
+        should bound: calls already holding a slot keep it."""
         return self._request_slots.limit if self._request_slots is not None else None
+
+    @max_requests.setter
+    def max_requests(self, limit: int | None) -> None:
+        self._request_slots = _Slots.of(limit, "max_requests")
 
     @property
     def max_streams(self) -> int | None:
+        """Streams and WebSockets open at once (``None``: unlimited); see
+        :attr:`max_requests`."""
         return self._stream_slots.limit if self._stream_slots is not None else None
+
+    @max_streams.setter
+    def max_streams(self, limit: int | None) -> None:
+        self._stream_slots = _Slots.of(limit, "max_streams")
 
     def track(self, stream: Any) -> None:
         """Remember an open stream, so that closing the session ends it instead of leaving
