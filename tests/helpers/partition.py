@@ -87,7 +87,7 @@ async def partition_proxy(host: str, port: int, *, scheme: str = "https"
                  asyncio.create_task(_pipe(server_reader, client_writer, state))]
         tasks.update(pipes)
         try:
-            await asyncio.gather(*pipes)
+            await asyncio.gather(*pipes, return_exceptions=True)
         finally:
             tasks.difference_update(pipes)
             state._writers.difference_update((client_writer, server_writer))

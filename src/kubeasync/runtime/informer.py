@@ -48,6 +48,11 @@ background task. The error is then raised by :meth:`Informer.wait_synced`, by ev
 (``get``, ``list``, ``by_index``) while the informer is started, because the cache would
 be silently stale; it is also logged. The informer stays failed until every ``start()``
 has been matched by a ``stop()``; starting it again then begins from scratch.
+
+What the watcher can survive (410, 5xx, cut connections, a relist answered by a gateway's
+JSON) it retries forever, and the store keeps its last complete state meanwhile; when it
+gets nowhere for a while, :attr:`Informer.healthy` turns False (and the watcher logs one
+WARNING), so that a readiness check can say so.
 """
 
 from __future__ import annotations

@@ -174,8 +174,9 @@ class WatcherStats:
         inferred_deletions: of those, the DELETED events with ``final_state_unknown``.
         failures: the failures survived, by exception class name (``Gone`` for an expired
             resourceVersion or continue token, ``TooManyRequests``, ``ServerError`` for a
-            5xx, ``RequestTimeout`` for a stalled connection, ``TransportError`` for a lost
-            one, ...).
+            5xx, ``RequestTimeout`` for a stalled or dead connection, ``TransportError``
+            for a lost one or a watch that ended early with nothing new, ``DecodeError``
+            for a list page that was not a page of the list, ...).
         throttled: waits whose length the server set (``Retry-After``), capped at the
             backoff's maximum.
         last_progress: when a watch last brought something new (an event, a checkpoint),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
-import re
 import socket
 import ssl
 import sys
@@ -57,7 +56,6 @@ probes, unanswered probes before the connection is dropped (~60 s in all)."""
 
 _RESOURCE_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _NO_ERROR = TransportError("no error")  # a marker: "the try block succeeded"
-_CREDENTIALS_IN_URL = re.compile(r"(?<=//)[^/@\s]+@")
 _MAX_REFUSAL_BODY = 64 * 1024
 
 # The body of a refused WebSocket upgrade, captured by a client middleware: aiohttp's
@@ -94,11 +92,6 @@ async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
     return await asyncio.wait_for(awaitable, timeout)
 
 
-def _scrub(text: str) -> str:
-    """Remove ``user:password@`` from any URL in a message."""
-    return _CREDENTIALS_IN_URL.sub("***@", text)
-
-
 def _os_error_text(error: OSError | None) -> str:
     if error is None:
         return "connection failed"
@@ -115,9 +108,13 @@ def _describe(exc: BaseException) -> str:
         return _os_error_text(exc.os_error)
     if isinstance(exc, OSError):
         return _os_error_text(exc)
-    text = str(exc) if isinstance(exc, aiohttp.ClientPayloadError) else ""
-    name = type(exc).__name__
-    return _scrub(f"{name}: {text}") if text else name
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # aiohttp wraps what cut the body (a timed-out or reset socket) in its args.
+        for part in (*exc.args, exc.__cause__):
+            if isinstance(part, OSError):
+                return f"the body stopped: {_os_error_text(part)}"
+        return "the body stopped before its end"
+    return type(exc).__name__
 
 
 def _keep_alive(response: aiohttp.ClientResponse, settings: tuple[int, int, int] | None) -> None:
