@@ -429,3 +429,27 @@ async def test_a_relist_that_fails_half_way_is_still_handed_out_as_one_batch() -
                 ("MODIFIED", "web-0"), ("DELETED", "web-2")]
             assert watcher.stats.failures["ServerError"] == 1
             assert relist_pages[1] is not None, "the page that failed was a continuation"
+
+
+async def test_a_resync_by_initial_events_cut_half_way_loses_nothing() -> None:
+    # Found by the soak: the objects read before the cut were recorded as seen but their
+    # events were dropped, so the next resync found them "unchanged": lost for good.
+    async with serving(supports_initial_events=True) as (server, kube):
+        for i in range(3):
+            server.create(f"web-{i}")
+        view = View()
+        async with watch(kube, send_initial_events=True) as watcher:
+            await view.take(watcher, 3)
+            await eventually(lambda: server.active_watches == 1, "the watch")
+            server.watch_faults.extend([
+                Fault.end(after_events=100),  # the re-watch, which meets 410 at once
+                Fault.cut(after_events=1),  # the resync: cut after its first object
+            ])
+            server.cut_watches()
+            server.modify("web-0", tier="changed")  # the first object of the resync
+            server.compact()
+            server.create("zz-marker")
+            await view.until(watcher, "zz-marker")
+            assert view.objects == server.state()
+            assert watcher.stats.failures["Gone"] == 1
+            assert watcher.stats.failures["TransportError"] >= 2

@@ -36,6 +36,8 @@ function that takes a state and returns what it produced and the next state. ::
     |                  DELETED, checkpoint := the bookmark's) and the same connection goes
     |                  on as Watching. A 400/422 answer in auto mode is remembered for the
     |                  client ("unsupported") and the resync is done by Listing instead.
+    |                  A failure after part of a page was read hands that part out first
+    |                  (its objects are already in ``seen``), then fails.
     |                  |
     |                  v
     |                Watching  from the checkpoint, with bookmarks, ``timeoutSeconds`` drawn
@@ -210,10 +212,12 @@ class Listing:
 
 @dataclass(slots=True)
 class InitialEvents(Generic[T]):
-    """Resync by a ``sendInitialEvents`` watch, up to its end marker."""
+    """Resync by a ``sendInitialEvents`` watch, up to its end marker; ``failure`` is one
+    that came after part of a page was read (that part is handed out first)."""
 
     stream: WatchStream[T] | None = None
     listed: set[Key] = field(default_factory=set)
+    failure: KubeError | None = None
 
 
 @dataclass(slots=True)
@@ -618,6 +622,8 @@ class Watcher(Generic[T]):
     async def _initial_events(self, state: InitialEvents[T]) -> tuple[Progress[T], State[T]]:
         """Read the initial events of a ``sendInitialEvents`` watch, a page at a time (as
         a list's pages are: memory stays bounded), up to the end marker."""
+        if state.failure is not None:
+            raise state.failure
         stream = state.stream
         if stream is None:
             stream = state.stream = self._open_watch(initial=True)
@@ -625,10 +631,16 @@ class Watcher(Generic[T]):
         while len(events) < self.config.page_size:
             try:
                 event = await stream.__anext__()
-            except StopAsyncIteration:
-                raise TransportError(
-                    f"{stream.request.path}: the watch ended before its initial events did"
-                ) from None
+            except (KubeError, StopAsyncIteration) as exc:
+                failure = exc if isinstance(exc, KubeError) else TransportError(
+                    f"{stream.request.path}: the watch ended before its initial events did")
+                if not events:
+                    raise failure from None
+                # The objects read so far are recorded in ``seen``: hand their events out
+                # now (a part of the resync), and fail at the next step. Dropping them
+                # would lose them for good: the next resync would find them "unchanged".
+                state.failure = failure
+                return Progress(events, None, "part"), state
             self._features.initial_events = True
             cls = type(event)
             if cls is AddedEvent:
@@ -639,7 +651,12 @@ class Watcher(Generic[T]):
                     progress = self._finish_resync(state.listed, events, version)
                     return progress, Watching(stream)
             elif cls is ErrorEvent:
-                raise event.to_error()  # type: ignore[union-attr]
+                error = event.to_error()  # type: ignore[union-attr]
+                if not events:
+                    raise error
+                stream.close_now()
+                state.failure = error  # as above: what was read first, then the error
+                return Progress(events, None, "part"), state
             else:
                 # MODIFIED/DELETED before the end marker: this server ignored
                 # sendInitialEvents (it would never send the marker). Resync by listing.
@@ -651,7 +668,7 @@ class Watcher(Generic[T]):
                     )
                 stream.close_now()
                 self._features.initial_events = False
-                return _NOTHING, Listing()
+                return Progress(events, None, "part"), Listing()  # what was read so far
         return Progress(events, None, "part"), state
 
     # Resync, both ways ------------------------------------------------------
