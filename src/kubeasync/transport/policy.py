@@ -40,7 +40,6 @@ from ..core.codec import AnyDecoder, decode
 from ..core.errors import (
     ApiError,
     ConnectError,
-    KubeError,
     RequestTimeout,
     TransportError,
     api_error_from_response,
@@ -340,8 +339,8 @@ class Session:
                     f" answer from the server to a probe within {self.probe_timeout} s:"
                     " the connection is dead"
                 ))
-        except KubeError:
-            pass  # the credentials, not the connection: nothing is known about the streams
+        except Exception as exc:  # the credentials, not the connection: nothing is known
+            log.debug("the stream probe could not be sent: %s: %s", type(exc).__name__, exc)
         else:
             self._alive_at = started
         finally:
