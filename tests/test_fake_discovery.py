@@ -6,7 +6,7 @@ import pytest
 
 import kubeasync
 from kubeasync.core.descriptor import custom_resource
-from kubeasync.kinds import BUILTIN_RESOURCES
+from kubeasync.kinds import SEED_RESOURCES
 from kubeasync.testing import FakeApiServer
 
 
@@ -54,7 +54,7 @@ async def test_resource_lists_come_from_the_table(api):
     assert batch["groupVersion"] == "batch/v1" and batch["apiVersion"] == "v1"
     assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status"}
     served = {r["name"] for r in core["resources"] + batch["resources"] if "/" not in r["name"]}
-    assert served == {d.plural for d in BUILTIN_RESOURCES}
+    assert served == {d.plural for d in SEED_RESOURCES}
 
 
 async def test_openapi_v3(api):
@@ -88,7 +88,7 @@ async def test_unsupported_verbs(api):
 
 async def test_custom_resources_are_served_from_their_descriptor():
     widgets = custom_resource(group="example.com", version="v1", kind="Widget", plural="widgets")
-    async with FakeApiServer(resources=(*BUILTIN_RESOURCES, widgets)) as server, \
+    async with FakeApiServer(resources=(*SEED_RESOURCES, widgets)) as server, \
             kubeasync.Client(server.config()) as kube:
         api = kube.resource(widgets)
         created = await api.create({"metadata": {"name": "w1"}, "spec": {"size": 3}},

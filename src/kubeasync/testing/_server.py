@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
-from ..kinds import BUILTIN_RESOURCES
+from ..kinds import SEED_RESOURCES
 from ..models import parse_time
 from . import _status as st
 from ._cluster import ControlPlane, LogBook, Timings
@@ -126,7 +126,7 @@ class FakeApiServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        resources: Iterable[Descriptor] = BUILTIN_RESOURCES,
+        resources: Iterable[Descriptor] = SEED_RESOURCES,
         token: str | None = None,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public", "kube-node-lease"),
         simulate: bool = False,
