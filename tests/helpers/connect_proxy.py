@@ -59,3 +59,39 @@ async def connect_proxy() -> AsyncIterator[ConnectProxy]:
             pipe.cancel()
         await asyncio.gather(*pipes, return_exceptions=True)
         await server.wait_closed()
+
+
+@dataclass
+class RefusingProxy:
+    """A proxy that answers every request (CONNECT or not) with 407."""
+
+    url: str = ""
+    heads: list[bytes] = field(default_factory=list)
+    """What each client sent: its request line and headers (Proxy-Authorization too)."""
+
+
+@contextlib.asynccontextmanager
+async def refusing_proxy() -> AsyncIterator[RefusingProxy]:
+    proxy = RefusingProxy()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            proxy.heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                         b"Proxy-Authenticate: Basic realm=\"corp\"\r\n"
+                         b"Content-Type: text/plain\r\nContent-Length: 19\r\n"
+                         b"Connection: close\r\n\r\nAccess denied (407)")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    proxy.url = f"http://{host}:{port}"
+    try:
+        yield proxy
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -5,6 +5,10 @@ miss changes deterministically: ``partition()`` closes every forwarded connectio
 closes each new one at once (the client sees a cut, then refused attempts), while other
 clients keep writing to the server directly; ``heal()`` forwards again. TLS passes through
 untouched, so the client still verifies the server's certificate for 127.0.0.1.
+
+``black_hole()`` is the silent failure instead: every connection stays open and new ones
+are accepted, but nothing is forwarded either way (a hung proxy, a partition behind a
+middlebox that keeps TCP alive): the client hears nothing, not even a reset.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class Partition:
 
     url: str = ""
     partitioned: bool = False
+    black_holed: bool = False
     connections: int = 0
     """Connections forwarded so far (refused ones are not counted)."""
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -35,13 +40,21 @@ class Partition:
         for writer in list(self._writers):
             writer.close()
 
+    def black_hole(self) -> None:
+        """Forward nothing from now on (connections stay open) until :meth:`heal`."""
+        self.black_holed = True
+
     def heal(self) -> None:
         self.partitioned = False
+        self.black_holed = False
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                state: Partition) -> None:
     try:
         while data := await reader.read(65536):
+            if state.black_holed:
+                continue  # swallowed
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):
@@ -51,8 +64,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @contextlib.asynccontextmanager
-async def partition_proxy(host: str, port: int) -> AsyncIterator[Partition]:
-    """Forward ``127.0.0.1:<some port>`` to ``host:port`` while the context is open."""
+async def partition_proxy(host: str, port: int, *, scheme: str = "https"
+                          ) -> AsyncIterator[Partition]:
+    """Forward ``127.0.0.1:<some port>`` to ``host:port`` while the context is open
+    (``url`` uses ``scheme``)."""
     state = Partition()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -68,11 +83,11 @@ async def partition_proxy(host: str, port: int) -> AsyncIterator[Partition]:
             return
         state.connections += 1
         state._writers.update((client_writer, server_writer))
-        pipes = [asyncio.create_task(_pipe(client_reader, server_writer)),
-                 asyncio.create_task(_pipe(server_reader, client_writer))]
+        pipes = [asyncio.create_task(_pipe(client_reader, server_writer, state)),
+                 asyncio.create_task(_pipe(server_reader, client_writer, state))]
         tasks.update(pipes)
         try:
-            await asyncio.gather(*pipes)
+            await asyncio.gather(*pipes, return_exceptions=True)
         finally:
             tasks.difference_update(pipes)
             state._writers.difference_update((client_writer, server_writer))
@@ -80,7 +95,7 @@ async def partition_proxy(host: str, port: int) -> AsyncIterator[Partition]:
             server_writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    state.url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    state.url = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
         yield state
     finally:

@@ -9,7 +9,9 @@ compacted resourceVersion or an HTTP 410), and pod logs.
 Faults are scripted: ``server.watch_faults`` / ``server.list_faults`` hold what the next
 requests get instead of a normal answer (a status code, a stall, a cut after N events, a
 clean end after N events), and ``server.end_watches()`` / ``server.cut_watches()`` act on
-the streams open right now. ``chunk_size`` sends every event in pieces (1 = byte by
+the streams open right now. Faults that last: ``server.every_watch_lines`` (while set,
+every watch sends these lines and ends cleanly) and ``server.list_hook`` (while set, it
+may answer any list in place of the server). ``chunk_size`` sends every event in pieces (1 = byte by
 byte), ``gzip`` compresses the watch body.
 """
 
@@ -22,7 +24,7 @@ import contextlib
 import itertools
 import json
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,6 +128,8 @@ class WatchServer:
         self.watch_faults: collections.deque[Fault] = collections.deque()
         self.list_faults: collections.deque[Fault] = collections.deque()
         self.raw_watch_lines: collections.deque[list[bytes]] = collections.deque()
+        self.every_watch_lines: list[bytes] | None = None
+        self.list_hook: Callable[[dict[str, str]], web.Response | None] | None = None
         self.logs: dict[Key, LogScript] = {}
         self.active_watches = 0  # watch handlers still streaming to a client
         self._continue_tokens: dict[str, tuple[str, list[dict[str, Any]]]] = {}
@@ -282,6 +286,10 @@ class WatchServer:
         return self._list(namespace, query)
 
     def _list(self, namespace: str | None, query: dict[str, str]) -> web.Response:
+        if self.list_hook is not None:
+            answer = self.list_hook(query)
+            if answer is not None:
+                return answer
         if self.list_faults:
             return self._error(self.list_faults.popleft())
         token = query.get("continue")
@@ -365,8 +373,10 @@ class WatchServer:
             await response.write_eof()
             return response
 
-        if self.raw_watch_lines:
-            for line in self.raw_watch_lines.popleft():
+        if self.raw_watch_lines or self.every_watch_lines is not None:
+            lines = (self.raw_watch_lines.popleft() if self.raw_watch_lines
+                     else self.every_watch_lines or [])
+            for line in lines:
                 await write(line)
             return await finish()
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 
 from ..core.backoff import Backoff
-from ..core.codec import decode, decoder_for
+from ..core.codec import AnyDecoder, answer_kind, check_continue, decode, decoder_for, kind_decoder
 from ..core.descriptor import ResourceDescriptor
-from ..core.errors import DecodeError, Gone, MethodNotAllowed, NotFound
+from ..core.errors import Gone, MethodNotAllowed, NotFound
 from ..core.objects import accessor_for, namespace_of
 from ..core.params import (
     DEFAULT_MAX_LINE_BYTES,
@@ -52,11 +52,6 @@ R = TypeVar("R")
 _FALLBACK_DELETE_CONCURRENCY = 8
 
 
-class _KindProbe(msgspec.Struct):
-    kind: str | None = None
-
-
-_KIND_PROBE = msgspec.json.Decoder(_KindProbe)
 _STATUS_DECODER = decoder_for(Status)
 
 
@@ -76,8 +71,10 @@ class ResourceApi(Generic[T, L]):
         self._client = client
         self._session = client.session
         self._requests: RequestBuilder[T, L] = RequestBuilder(descriptor)
-        self._decoder = decoder_for(descriptor.model)
-        self._list_decoder = decoder_for(descriptor.list_model)
+        # Every answer is checked to be of the resource's kind (or its list kind).
+        self._decoder = kind_decoder(descriptor.model, descriptor.kind, descriptor.api_version)
+        self._list_decoder = kind_decoder(descriptor.list_model, descriptor.list_kind,
+                                          descriptor.api_version)
         self._access = accessor_for(descriptor.model)
         # Set when the server answered a collection delete with 405: this client then lists
         # and deletes one by one (Services have a collection delete from Kubernetes 1.23 on).
@@ -111,15 +108,10 @@ class ResourceApi(Generic[T, L]):
         return await self._session.request(request, self._decoder, timeout=timeout)
 
     async def _call_object_or_status(
-        self, request: Request, decoder: msgspec.json.Decoder[R], timeout: float | None
+        self, request: Request, decoder: AnyDecoder[R], timeout: float | None
     ) -> R | Status:
         body = (await self._send(request, timeout)).body
-        try:
-            kind = _KIND_PROBE.decode(body).kind
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise DecodeError(f"{request.method} {request.path}: the answer is not an object:"
-                              f" {exc}") from None
-        if kind == "Status":
+        if answer_kind(body, request) == "Status":
             return decode(_STATUS_DECODER, body, request)
         return decode(decoder, body, request)
 
@@ -213,6 +205,7 @@ class ResourceApi(Generic[T, L]):
         params = ListParams(label_selector, field_selector, limit=page_size)
         key = self._access.key
         seen: set[tuple[str, str]] = set()
+        tokens: set[str] = set()
         continue_: str | None = None
         while True:
             request = self._requests.list(namespace_, params.page(continue_))
@@ -228,11 +221,13 @@ class ResourceApi(Generic[T, L]):
                         yield item
                 return
             items, token, _ = self._access.list_parts(page)
+            check_continue(token, tokens, request)  # a token handed back again would loop
             for item in items:
                 seen.add(key(item))
                 yield item
             if not token:
                 return
+            tokens.add(token)
             continue_ = token
 
     # ----------------------------------------------------------- writes

@@ -77,7 +77,19 @@ class RequestTimeout(TransportError, TimeoutError):
 
 
 class DecodeError(KubeError):
-    """The server's answer could not be decoded into the expected type."""
+    """The server's answer is not what was asked for: not JSON, not of the expected kind
+    (a gateway's JSON, another kind's object), not fitting the model, or a list page that
+    contradicts itself (a continue token handed back again).
+
+    ``retryable`` is True when the answer looks like it did not come from the API server
+    (no kind or the wrong kind, not JSON, a repeated continue token): asking again may
+    get the real answer, and the watcher does, after its backoff. It is False for an
+    answer of the right kind that the model cannot read.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class StreamError(KubeError):

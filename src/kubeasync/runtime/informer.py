@@ -48,6 +48,11 @@ background task. The error is then raised by :meth:`Informer.wait_synced`, by ev
 (``get``, ``list``, ``by_index``) while the informer is started, because the cache would
 be silently stale; it is also logged. The informer stays failed until every ``start()``
 has been matched by a ``stop()``; starting it again then begins from scratch.
+
+What the watcher can survive (410, 5xx, cut connections, a relist answered by a gateway's
+JSON) it retries forever, and the store keeps its last complete state meanwhile; when it
+gets nowhere for a while, :attr:`Informer.healthy` turns False (and the watcher logs one
+WARNING), so that a readiness check can say so.
 """
 
 from __future__ import annotations
@@ -316,6 +321,15 @@ class Informer(Generic[T]):
     def error(self) -> Exception | None:
         """What stopped the started informer, or ``None``."""
         return self._run.error if self._run is not None else None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the informer is running, has not failed, and its watcher is healthy:
+        False once the watcher has been failing for a while without progress (a server
+        answering 410 or 5xx to every watch; see :attr:`Watcher.healthy`), while it keeps
+        trying. The time of its last progress is ``stats.last_progress``."""
+        run = self._run
+        return run is not None and run.error is None and run.watcher.healthy
 
     @property
     def stats(self) -> WatcherStats:

@@ -26,14 +26,18 @@ function that takes a state and returns what it produced and the next state. ::
     |                  old one) then ADDED; same -> nothing. After the last page every key of
     |                  ``seen`` that was not listed -> DELETED (a tombstone), and the
     |                  checkpoint is the list's resourceVersion. An expired continue token
-    |                  (410) restarts the resync after a backoff; a token that repeats is a
-    |                  server fault, handled the same way.
+    |                  (410) restarts the resync after a backoff; so does a page that is not
+    |                  a list of the right kind (a gateway's ``{"error": ...}``, another
+    |                  kind: a retryable DecodeError) and a continue token that was already
+    |                  sent: the objects listed so far stay as they are, nothing is deleted.
     |   InitialEvents: a watch with ``sendInitialEvents=true``; its ADDED events are compared
     |                  with ``seen`` as above, until the BOOKMARK annotated
     |                  ``k8s.io/initial-events-end``, which ends the resync (unlisted keys ->
     |                  DELETED, checkpoint := the bookmark's) and the same connection goes
     |                  on as Watching. A 400/422 answer in auto mode is remembered for the
     |                  client ("unsupported") and the resync is done by Listing instead.
+    |                  A failure after part of a page was read hands that part out first
+    |                  (its objects are already in ``seen``), then fails.
     |                  |
     |                  v
     |                Watching  from the checkpoint, with bookmarks, ``timeoutSeconds`` drawn
@@ -43,14 +47,17 @@ function that takes a state and returns what it produced and the next state. ::
     |                             or a DELETED of an object already gone, is a repeat: dropped)
     |   BOOKMARK               -> checkpoint := its; yielded only if asked
     |   the server ends the stream  -> Watching again at once if the stream made progress
-    |                                  (a new event or checkpoint), else after Waiting
-    |   cut, idle timeout, connection error, 429, 5xx -> Waiting, then the same state again
+    |                                  (a new event or checkpoint) or lasted at least the
+    |                                  backoff's maximum, else after Waiting
+    |   cut, idle timeout, a dead connection (no byte, and the server did not answer the
+    |   session's probe), connection error, 429, 5xx -> Waiting, then the same state again
     +-- 410 Gone (an ERROR event or an HTTP answer) -> Waiting, then a resync
         Waiting: until its deadline (the backoff's delay, or the server's Retry-After up
                  to the backoff's maximum), then on to the state it holds.
         401 (after the session's one credential refresh), 403, 404, other 4xx, an
         undecodable event, a line over the size limit -> raised out of ``async for``
-        Closed: the watcher was closed, or its client was: the iteration ends.
+        Closed: the watcher was closed, or its client was (also while Waiting, at once):
+                the iteration ends.
 
 The backoff grows from 0.8 s to 30 s with jitter, and starts again from the bottom as soon
 as a watch makes progress (a new event, a new checkpoint) or after ``reset_after`` seconds
@@ -58,6 +65,15 @@ without a failure. Bytes that arrive without progress (a repeated event, the sam
 do not reset it, nor does a resync (a server that lists fine and then fails every watch
 with 410 is listed less and less often), so a server that answers every request with
 nothing new is asked less and less often.
+
+Health
+------
+The watcher never gives up on what retrying can fix (client-go's reflector does not
+either), but it says when it is not getting anywhere: once it has been failing for
+``unhealthy_after`` seconds (default :data:`UNHEALTHY_AFTER`) with no progress and no watch
+connection that stayed up for :data:`STABLE_AFTER` seconds, :attr:`Watcher.healthy` is
+False and one WARNING is logged (one per episode; an INFO when it makes progress again).
+``stats.last_progress`` and ``stats.failing_since`` hold the times (``time.monotonic()``).
 
 Handing out events
 ------------------
@@ -81,7 +97,6 @@ cancelled, is closed (``aclose()``, ``async with``) or is dropped (``break`` out
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import random
@@ -92,9 +107,10 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar, Union
 
 import msgspec
 
-from ..core.codec import decoder_for
+from ..core.backoff import positive_number
+from ..core.codec import check_continue, decoder_for, kind_decoder
 from ..core.descriptor import ResourceDescriptor
-from ..core.errors import ApiError, Gone, KubeError, StreamError, TransportError
+from ..core.errors import ApiError, DecodeError, Gone, KubeError, StreamError, TransportError
 from ..core.objects import Key, accessor_for
 from ..core.params import WatcherConfig
 from ..core.request import RequestBuilder
@@ -109,7 +125,8 @@ from ..streams.events import (
 from ..streams.watch_stream import WatchStream
 from ..transport.policy import Session
 
-__all__ = ["IDLE_MARGIN", "ServerFeatures", "Watcher", "WatcherStats"]
+__all__ = ["IDLE_MARGIN", "STABLE_AFTER", "UNHEALTHY_AFTER", "ServerFeatures", "Watcher",
+           "WatcherStats"]
 
 T = TypeVar("T")
 
@@ -118,6 +135,14 @@ log = logging.getLogger("kubeasync.watch")
 IDLE_MARGIN = 30.0
 """Seconds of silence beyond ``timeoutSeconds`` after which a watch connection is
 considered stalled (the server should have ended it by then)."""
+
+UNHEALTHY_AFTER = 60.0
+"""Seconds of failures without progress after which a watcher is unhealthy (and says so,
+once, with a WARNING)."""
+
+STABLE_AFTER = 10.0
+"""Seconds a watch connection must stay up without failing to end a run of failures, on a
+collection so quiet that no event proves the watch works."""
 
 # Answers to a sendInitialEvents watch meaning "this server does not know that option".
 _UNSUPPORTED_CODES = frozenset({400, 422})
@@ -151,10 +176,15 @@ class WatcherStats:
         inferred_deletions: of those, the DELETED events with ``final_state_unknown``.
         failures: the failures survived, by exception class name (``Gone`` for an expired
             resourceVersion or continue token, ``TooManyRequests``, ``ServerError`` for a
-            5xx, ``RequestTimeout`` for a stalled connection, ``TransportError`` for a lost
-            one, ...).
+            5xx, ``RequestTimeout`` for a stalled or dead connection, ``TransportError``
+            for a lost one or a watch that ended early with nothing new, ``DecodeError``
+            for a list page that was not a page of the list, ...).
         throttled: waits whose length the server set (``Retry-After``), capped at the
             backoff's maximum.
+        last_progress: when a watch last brought something new (an event, a checkpoint),
+            in ``time.monotonic()`` seconds; ``None`` until then.
+        failing_since: when the current run of failures began (``time.monotonic()``), or
+            ``None`` when the watcher is not failing.
     """
 
     watches: int = 0
@@ -163,6 +193,8 @@ class WatcherStats:
     inferred_deletions: int = 0
     failures: collections.Counter[str] = field(default_factory=collections.Counter)
     throttled: int = 0
+    last_progress: float | None = None
+    failing_since: float | None = None
 
 
 # --------------------------------------------------------------------------- states
@@ -170,18 +202,22 @@ class WatcherStats:
 
 @dataclass(slots=True)
 class Listing:
-    """Resync by a paginated list: the next page's continue token, the keys listed so far."""
+    """Resync by a paginated list: the next page's continue token, the keys listed so far,
+    and the tokens already sent (one handed back again would loop)."""
 
     continue_: str | None = None
     listed: set[Key] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
 class InitialEvents(Generic[T]):
-    """Resync by a ``sendInitialEvents`` watch, up to its end marker."""
+    """Resync by a ``sendInitialEvents`` watch, up to its end marker; ``failure`` is one
+    that came after part of a page was read (that part is handed out first)."""
 
     stream: WatchStream[T] | None = None
     listed: set[Key] = field(default_factory=set)
+    failure: KubeError | None = None
 
 
 @dataclass(slots=True)
@@ -241,6 +277,9 @@ class Watcher(Generic[T]):
             and resume with ``api.watch(resource_version=saved)``. ``None`` until the
             initial state has been yielded.
         stats: a :class:`WatcherStats`: reconnections, resyncs and the failures survived.
+        healthy: False once it has been failing for ``unhealthy_after`` seconds without
+            progress (see "Health" in the module docstring).
+        unhealthy_after: that delay, in seconds (default :data:`UNHEALTHY_AFTER`).
     """
 
     def __init__(
@@ -252,6 +291,7 @@ class Watcher(Generic[T]):
         *,
         resource_version: str | None = None,
         features: ServerFeatures | None = None,
+        unhealthy_after: float | None = None,
     ) -> None:
         if resource_version is not None and (
             not isinstance(resource_version, str) or not resource_version
@@ -268,8 +308,14 @@ class Watcher(Generic[T]):
         self._features = features if features is not None else ServerFeatures()
         self._requests = RequestBuilder(descriptor)
         self._requests.collection_path(namespace, all_namespaces_ok=True)  # checks the scope
-        self._list_decoder = decoder_for(descriptor.list_model)
+        self._list_decoder = kind_decoder(descriptor.list_model, descriptor.list_kind,
+                                          descriptor.api_version)
         self._object_decoder = decoder_for(descriptor.model)
+        self.unhealthy_after = (
+            UNHEALTHY_AFTER if unhealthy_after is None
+            else positive_number(unhealthy_after, "unhealthy_after")
+        )
+        self._warned = False
         self._access = accessor_for(descriptor.model)
 
         self.resource_version = resource_version
@@ -335,15 +381,19 @@ class Watcher(Generic[T]):
         Use either this or ``async for`` on one watcher, not both.
         """
         batch: list[Event[T]] = []
+        in_resync = False
         try:
             while True:
                 progress, self._state = await self._step(self._state)
                 batch.extend(progress.events)
                 if progress.resync == "part":
+                    in_resync = True
                     continue
                 if progress.checkpoint is not None:
                     self.resource_version = progress.checkpoint
-                if progress.resync == "done" or batch:
+                if progress.resync == "done" or (batch and not in_resync):
+                    # A resync that failed half-way goes on (through Waiting) until it is
+                    # complete: its first pages are not handed out alone.
                     return batch
         except BaseException:
             self._close_now()
@@ -371,6 +421,21 @@ class Watcher(Generic[T]):
         """The name of the current state (``"Listing"``, ``"Watching"``, ...)."""
         return type(self._state).__name__
 
+    @property
+    def healthy(self) -> bool:
+        """False once the watcher has been failing for :attr:`unhealthy_after` seconds with
+        no progress and no watch connection that stayed up :data:`STABLE_AFTER` seconds
+        (it keeps trying all the same). A closed watcher is not healthy."""
+        if self._state is CLOSED:
+            return False
+        since = self.stats.failing_since
+        if since is None:
+            return True
+        now = time.monotonic()
+        if now - since < self.unhealthy_after:
+            return True
+        return _stable(self._state, now)
+
     # ------------------------------------------------------------ the transitions
 
     async def _step(self, state: State[T]) -> tuple[Progress[T], State[T]]:
@@ -386,7 +451,8 @@ class Watcher(Generic[T]):
             if type(state) is InitialEvents:
                 return await self._initial_events(state)
             if type(state) is Waiting:
-                await asyncio.sleep(max(0.0, state.until - time.monotonic()))
+                # Returns early when the client is closed, which the next step sees.
+                await self._session.pause(state.until - time.monotonic())
                 return _NOTHING, state.then
             raise StopAsyncIteration
         except KubeError as exc:
@@ -408,7 +474,12 @@ class Watcher(Generic[T]):
         self.stats.failures[type(exc).__name__] += 1
         retry_after: float | None = None
         resume: Listing | InitialEvents[T] | Watching[T]
-        if isinstance(exc, Gone):
+        if isinstance(exc, DecodeError) and exc.retryable and type(state) is Listing:
+            # Not a page of the list (a gateway's JSON, another kind, a token handed back):
+            # list again from the start after the backoff; what was yielded stays.
+            log.debug("%r: %s; listing again", self, exc)
+            resume = Listing()
+        elif isinstance(exc, Gone):
             # Resync, but through the backoff as any failure: a server answering 410 to
             # every watch (or every continue token) must not make us list in a tight loop.
             log.debug("%r: resourceVersion expired (%s); resyncing", self, exc)
@@ -437,11 +508,34 @@ class Watcher(Generic[T]):
         self._last_failure = now
         delay = backoff.delay(self._attempt, retry_after)
         self._attempt += 1
+        self._failing(exc, state, now)
         log.debug("%r: %s; trying again in %.2f s", self, exc, delay)
         return Waiting(now + delay, resume)
 
+    def _failing(self, exc: KubeError, state: State[T], now: float) -> None:
+        """Keep the run of failures: it starts at the first failure after progress (or
+        after a connection that stayed up), and past ``unhealthy_after`` it is logged."""
+        stats = self.stats
+        if stats.failing_since is None or _stable(state, now):
+            stats.failing_since = now
+            self._warned = False
+        elif not self._warned and now - stats.failing_since >= self.unhealthy_after:
+            self._warned = True
+            log.warning(
+                "%r has made no progress for %.0f s and keeps retrying: last failure %s: %s"
+                " (failures so far: %s)", self, now - stats.failing_since,
+                type(exc).__name__, exc, dict(stats.failures),
+            )
+
     def _made_progress(self) -> None:
         self._attempt = 0
+        stats = self.stats
+        stats.last_progress = time.monotonic()
+        if stats.failing_since is not None:
+            if self._warned:
+                log.info("%r makes progress again", self)
+            stats.failing_since = None
+            self._warned = False
 
     # Watching ------------------------------------------------------------
 
@@ -452,12 +546,16 @@ class Watcher(Generic[T]):
         try:
             event = await stream.__anext__()
         except StopAsyncIteration:
-            if state.progressed:
+            if state.progressed or self._session.closed:
                 return _NOTHING, Watching()
-            # Nothing new in the whole stream: a server (or proxy) that ends every watch
-            # at once, or with one already-seen event, must not make us spin.
-            raise TransportError(f"{stream.request.path}: the watch ended with no progress"
-                                 ) from None
+            lasted = time.monotonic() - (stream.opened_at or time.monotonic())
+            if lasted >= self.config.backoff.maximum:
+                return _NOTHING, Watching()  # a quiet watch that ran its course
+            # Nothing new in a short stream: a server (or proxy) that ends every watch at
+            # once, or with one already-seen event or bookmark, must not make us spin.
+            raise TransportError(
+                f"{stream.request.path}: the watch ended after {lasted:.1f} s with nothing new"
+            ) from None
         if type(event) is BookmarkEvent:
             version, _ = self._access.bookmark(event.object)
             if version and version != self.resource_version:
@@ -508,18 +606,15 @@ class Watcher(Generic[T]):
 
     async def _listing(self, state: Listing) -> tuple[Progress[T], State[T]]:
         request = self._requests.list(self.namespace, self.config.list_params(state.continue_))
-        page = await self._session.request(request, self._list_decoder)
+        page = await self._session.request(request, self._list_decoder)  # of the list kind
         items, token, list_version = self._access.list_parts(page)
-        if token is not None and token == state.continue_:
-            raise TransportError(
-                f"{request.path}: the server answered the continue token it was sent;"
-                " listing again from the start"
-            )
+        check_continue(token, state.sent, request)
         events: list[Event[T]] = []
         for item in items:
             self._reconcile(item, state.listed, events)
         if token is not None:
-            return Progress(events, None, "part"), Listing(token, state.listed)
+            state.sent.add(token)
+            return Progress(events, None, "part"), Listing(token, state.listed, state.sent)
         return self._finish_resync(state.listed, events, list_version), Watching()
 
     # Resync by InitialEvents -----------------------------------------------
@@ -527,6 +622,8 @@ class Watcher(Generic[T]):
     async def _initial_events(self, state: InitialEvents[T]) -> tuple[Progress[T], State[T]]:
         """Read the initial events of a ``sendInitialEvents`` watch, a page at a time (as
         a list's pages are: memory stays bounded), up to the end marker."""
+        if state.failure is not None:
+            raise state.failure
         stream = state.stream
         if stream is None:
             stream = state.stream = self._open_watch(initial=True)
@@ -534,10 +631,16 @@ class Watcher(Generic[T]):
         while len(events) < self.config.page_size:
             try:
                 event = await stream.__anext__()
-            except StopAsyncIteration:
-                raise TransportError(
-                    f"{stream.request.path}: the watch ended before its initial events did"
-                ) from None
+            except (KubeError, StopAsyncIteration) as exc:
+                failure = exc if isinstance(exc, KubeError) else TransportError(
+                    f"{stream.request.path}: the watch ended before its initial events did")
+                if not events:
+                    raise failure from None
+                # The objects read so far are recorded in ``seen``: hand their events out
+                # now (a part of the resync), and fail at the next step. Dropping them
+                # would lose them for good: the next resync would find them "unchanged".
+                state.failure = failure
+                return Progress(events, None, "part"), state
             self._features.initial_events = True
             cls = type(event)
             if cls is AddedEvent:
@@ -548,7 +651,12 @@ class Watcher(Generic[T]):
                     progress = self._finish_resync(state.listed, events, version)
                     return progress, Watching(stream)
             elif cls is ErrorEvent:
-                raise event.to_error()  # type: ignore[union-attr]
+                error = event.to_error()  # type: ignore[union-attr]
+                if not events:
+                    raise error
+                stream.close_now()
+                state.failure = error  # as above: what was read first, then the error
+                return Progress(events, None, "part"), state
             else:
                 # MODIFIED/DELETED before the end marker: this server ignored
                 # sendInitialEvents (it would never send the marker). Resync by listing.
@@ -560,7 +668,7 @@ class Watcher(Generic[T]):
                     )
                 stream.close_now()
                 self._features.initial_events = False
-                return _NOTHING, Listing()
+                return Progress(events, None, "part"), Listing()  # what was read so far
         return Progress(events, None, "part"), state
 
     # Resync, both ways ------------------------------------------------------
@@ -629,6 +737,13 @@ def _fresh(state: State[Any]) -> Listing | InitialEvents[Any] | Watching[Any]:
     if type(state) is Waiting:
         return state.then
     return Watching()
+
+
+def _stable(state: State[Any], now: float) -> bool:
+    """Whether ``state`` is a watch whose connection has been up :data:`STABLE_AFTER` s."""
+    stream = getattr(state, "stream", None) if type(state) is Watching else None
+    opened = stream.opened_at if stream is not None else None
+    return opened is not None and now - opened >= STABLE_AFTER
 
 
 def _close_stream(state: State[Any]) -> None:

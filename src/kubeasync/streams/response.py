@@ -2,10 +2,15 @@
 
 ``close_now()`` is synchronous so that it can run from ``__del__``: an iterator dropped by
 ``break`` closes its connection right there, not at the next garbage collection. A stream
-whose client was closed ends: its iteration stops instead of waiting on a dead connection.
+whose client was closed ends: its iteration stops instead of waiting on a dead connection
+(also while it still waits for the answer's headers). The session watches every open
+stream's last byte (``last_activity``) and fails a quiet one whose connection turns out
+dead (``fail_now``: its reader gets the error at once).
 """
 
 from __future__ import annotations
+
+import time
 
 from ..core.errors import KubeError
 from ..core.params import DEFAULT_MAX_LINE_BYTES
@@ -36,25 +41,62 @@ class ResponseStream:
         self._lines = LineFramer(max_line_bytes)
         self._body: ByteStream | None = None
         self._closed = False
+        self._failure: KubeError | None = None
+        self.opened_at: float | None = None
+        """When the answer's headers came (``time.monotonic()``); ``None`` before."""
+        self.last_activity: float | None = None
+        """When the last chunk (or the headers) came (``time.monotonic()``)."""
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def where(self) -> str:
+        return f"{self.request.method} {self.request.path}"
+
     async def _read(self) -> bytes:
         """The next chunk of the body, ``b""`` at its end (or once the client closed)."""
         body = self._body
         if body is None:
-            body = self._body = await self._session.open_stream(
-                self.request, read_timeout=self._read_timeout, retry=self._retry
-            )
+            if self._failure is not None:
+                raise self._failure
+            if self._closed:
+                return b""
+            closed_before = self._session.closed  # then its error says so
+            try:
+                body = await self._session.open_stream(
+                    self.request, read_timeout=self._read_timeout, retry=self._retry
+                )
+            except KubeError:
+                if self._session.closed and not closed_before:
+                    return b""  # the client was closed while we waited for the answer
+                raise
+            if self._closed:  # closed while the answer was on its way
+                body.close()
+                return b""
+            self._body = body
+            self.opened_at = self.last_activity = time.monotonic()
             self._session.track(self)
         try:
-            return await body.read()
+            chunk = await body.read()
         except KubeError:
+            if self._failure is not None:
+                raise self._failure from None
             if self._session.closed or self._closed:
                 return b""  # closed under us: the end, not a failure
             raise
+        self.last_activity = time.monotonic()
+        return chunk
+
+    def fail_now(self, error: KubeError) -> None:
+        """Drop the connection; the reader (now, or at its next read) gets ``error``."""
+        if self._closed or self._failure is not None:
+            return
+        self._failure = error
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()
 
     def close_now(self) -> None:
         self._closed = True

@@ -5,11 +5,20 @@ it), the TLS contexts (the configuration's, and one per client certificate an au
 provider hands out), the proxy, and the mapping of aiohttp's failures to kubeasync's
 errors. Every message it writes is built from facts (status, errno, the class of the
 failure), never from a library exception's ``repr``, which can hold a proxy's credentials
-or request headers.
+or request headers; and its errors are raised outside the ``except`` block that caught the
+library's exception, so that it does not ride along as ``__context__`` either (a
+traceback printer or an error reporter would show it).
 
 Bodies are decompressed here, not by aiohttp: a gzip stream cut short is then an error on
 every path (aiohttp only notices it for deflate), and a decompressed size limit can be
 enforced while inflating.
+
+Stream sockets (watches, followed logs) get TCP keepalive (:data:`TCP_KEEPALIVE`: probes
+after 30 s without traffic, every 10 s, 3 unanswered ones drop the connection): a peer
+that vanished, or a NAT entry that expired, ends the stream with an error within a minute
+instead of leaving it silent until its idle timeout. (A proxy that keeps TCP alive but
+forwards nothing is noticed by the session's probe instead: see
+:mod:`kubeasync.transport.policy`.)
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
-import re
+import socket
 import ssl
 import sys
 import warnings
@@ -35,14 +44,18 @@ from ..core.errors import ConnectError, KubeError, RequestTimeout, TransportErro
 from ..core.request import Request
 from .base import ByteStream, Credentials, HttpResponse, Transport, UpgradeRefused, WebSocket
 
-__all__ = ["USER_AGENT", "AiohttpTransport"]
+__all__ = ["TCP_KEEPALIVE", "USER_AGENT", "AiohttpTransport"]
 
 T = TypeVar("T")
 
 USER_AGENT = f"kubeasync/{__version__}"
 
+TCP_KEEPALIVE = (30, 10, 3)
+"""Keepalive of stream sockets: seconds idle before the first probe, seconds between
+probes, unanswered probes before the connection is dropped (~60 s in all)."""
+
 _RESOURCE_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_CREDENTIALS_IN_URL = re.compile(r"(?<=//)[^/@\s]+@")
+_NO_ERROR = TransportError("no error")  # a marker: "the try block succeeded"
 _MAX_REFUSAL_BODY = 64 * 1024
 
 # The body of a refused WebSocket upgrade, captured by a client middleware: aiohttp's
@@ -79,11 +92,6 @@ async def _within(timeout: float | None, awaitable: Awaitable[T]) -> T:
     return await asyncio.wait_for(awaitable, timeout)
 
 
-def _scrub(text: str) -> str:
-    """Remove ``user:password@`` from any URL in a message."""
-    return _CREDENTIALS_IN_URL.sub("***@", text)
-
-
 def _os_error_text(error: OSError | None) -> str:
     if error is None:
         return "connection failed"
@@ -100,9 +108,35 @@ def _describe(exc: BaseException) -> str:
         return _os_error_text(exc.os_error)
     if isinstance(exc, OSError):
         return _os_error_text(exc)
-    text = str(exc) if isinstance(exc, aiohttp.ClientPayloadError) else ""
-    name = type(exc).__name__
-    return _scrub(f"{name}: {text}") if text else name
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # aiohttp wraps what cut the body (a timed-out or reset socket) in its args.
+        for part in (*exc.args, exc.__cause__):
+            if isinstance(part, OSError):
+                return f"the body stopped: {_os_error_text(part)}"
+        return "the body stopped before its end"
+    return type(exc).__name__
+
+
+def _keep_alive(response: aiohttp.ClientResponse, settings: tuple[int, int, int] | None) -> None:
+    """Turn TCP keepalive on for the connection of ``response`` (where the OS allows)."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or settings is None:
+        return
+    idle, interval, count = settings
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; macOS has TCP_KEEPALIVE instead
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        elif hasattr(socket, "TCP_KEEPALIVE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPALIVE, idle)
+        if hasattr(socket, "TCP_KEEPINTVL"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        if hasattr(socket, "TCP_KEEPCNT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
+    except OSError:
+        pass  # not a TCP socket (a Unix socket), or an OS without these options
 
 
 def _exhausted(exc: BaseException) -> bool:
@@ -169,14 +203,18 @@ class _Stream(ByteStream):
         if response is None:
             return b""
         while True:
+            error: TransportError
             try:
                 chunk = await response.content.readany()
             except asyncio.TimeoutError:
-                raise RequestTimeout(
-                    f"{self._where}: no data for {self._read_timeout} s: the connection stalled"
-                ) from None
+                error = RequestTimeout(
+                    f"{self._where}: no data for {self._read_timeout} s: the connection stalled")
             except (aiohttp.ClientError, OSError) as exc:
-                raise TransportError(f"{self._where}: the stream was cut: {_describe(exc)}") from None
+                error = TransportError(f"{self._where}: the stream was cut: {_describe(exc)}")
+            else:
+                error = _NO_ERROR
+            if error is not _NO_ERROR:
+                raise error  # outside the except block: no library exception as context
             inflater = self._inflater
             if inflater is None:
                 return chunk
@@ -218,17 +256,23 @@ class _WebSocket(WebSocket):
     async def send(self, data: bytes) -> None:
         if self._ws.closed:
             raise TransportError(f"{self._where}: the WebSocket is closed")
+        error = _NO_ERROR
         try:
             await self._ws.send_bytes(data)
         except (aiohttp.ClientError, OSError, ConnectionError) as exc:
-            raise TransportError(f"{self._where}: sending failed: {_describe(exc)}") from None
+            error = TransportError(f"{self._where}: sending failed: {_describe(exc)}")
+        if error is not _NO_ERROR:
+            raise error
 
     async def receive(self) -> bytes | None:
         while True:
+            error = _NO_ERROR
             try:
                 message = await self._ws.receive()
             except (aiohttp.ClientError, OSError) as exc:
-                raise TransportError(f"{self._where}: the WebSocket was cut: {_describe(exc)}") from None
+                error = TransportError(f"{self._where}: the WebSocket was cut: {_describe(exc)}")
+            if error is not _NO_ERROR:
+                raise error
             kind = message.type
             if kind is aiohttp.WSMsgType.BINARY:
                 data: bytes = message.data
@@ -256,12 +300,22 @@ class AiohttpTransport(Transport):
     Args:
         config: the URL, TLS settings and proxy.
         max_connections: the pool size; ``None`` for no limit (each watch holds a
-            connection, so a full pool would stall new requests behind idle watches).
+            connection, so a full pool would stall new requests behind idle watches; the
+            session bounds requests and streams separately).
+        tcp_keepalive: keepalive of stream sockets (idle, interval, count; see
+            :data:`TCP_KEEPALIVE`), ``None`` to leave the OS default (off).
     """
 
-    def __init__(self, config: ClusterConfig, *, max_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        max_connections: int | None = None,
+        tcp_keepalive: tuple[int, int, int] | None = TCP_KEEPALIVE,
+    ) -> None:
         self._config = config
         self._max_connections = max_connections
+        self._tcp_keepalive = tcp_keepalive
         self._ssl: ssl.SSLContext | None = config.ssl_context()
         # aiohttp pools connections per SSL context: one context per provider certificate.
         self._provider_certificate: ClientCertificate | None = None
@@ -382,7 +436,12 @@ class AiohttpTransport(Transport):
                 allow_redirects=False,
             )
         except BaseException as exc:
-            raise self._failure(exc, where) from None
+            failure = self._failure(exc, where)
+            if failure is exc:
+                raise
+        # Raised here, not in the except block: aiohttp's exception (its request info has
+        # the headers, Proxy-Authorization included) must not ride along as __context__.
+        raise failure
 
     def _failure(self, exc: BaseException, where: str) -> BaseException:
         """The kubeasync error for a failure before an answer arrived (or ``exc`` itself
@@ -426,16 +485,17 @@ class AiohttpTransport(Transport):
     ) -> HttpResponse:
         where = self._where(request)
         response = await self._request(request, credentials, aiohttp.ClientTimeout(total=timeout))
+        error = _NO_ERROR
         try:
             body = await self._read_body(response, where, max_body_bytes)
         except asyncio.TimeoutError:
-            raise RequestTimeout(f"{where}: no complete answer within {timeout} s") from None
-        except TransportError:
-            raise
+            error = RequestTimeout(f"{where}: no complete answer within {timeout} s")
         except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{where}: the answer was cut off: {_describe(exc)}") from None
+            error = TransportError(f"{where}: the answer was cut off: {_describe(exc)}")
         finally:
             response.release()
+        if error is not _NO_ERROR:
+            raise error
         return HttpResponse(response.status, response.reason or "", response.headers, body)
 
     async def _read_body(
@@ -479,6 +539,7 @@ class AiohttpTransport(Transport):
             response = await _within(timeout, self._request(request, credentials, client_timeout))
         except asyncio.TimeoutError:
             raise RequestTimeout(f"{where}: no answer within {timeout} s") from None
+        _keep_alive(response, self._tcp_keepalive)
         try:
             return _Stream(response, where, read_timeout)
         except TransportError as exc:
@@ -514,15 +575,20 @@ class AiohttpTransport(Transport):
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 101:
-                raise TransportError(f"{where}: the WebSocket handshake failed: {exc.message}") from None
-            headers = exc.headers if exc.headers is not None else CIMultiDict()
-            raise UpgradeRefused(
-                HttpResponse(exc.status, exc.message or "", headers, box[0] if box else b"")
-            ) from None
+                failure: BaseException = TransportError(
+                    f"{where}: the WebSocket handshake failed: {exc.message}")
+            else:
+                headers = exc.headers if exc.headers is not None else CIMultiDict()
+                failure = UpgradeRefused(
+                    HttpResponse(exc.status, exc.message or "", headers, box[0] if box else b""))
         except asyncio.TimeoutError:
-            raise RequestTimeout(f"{where}: the WebSocket upgrade got no answer in time") from None
+            failure = RequestTimeout(f"{where}: the WebSocket upgrade got no answer in time")
         except BaseException as exc:
-            raise self._failure(exc, where) from None
+            failure = self._failure(exc, where)
+            if failure is exc:
+                raise
+        else:
+            return _WebSocket(ws, where)
         finally:
             _refused_upgrade.reset(token)
-        return _WebSocket(ws, where)
+        raise failure  # outside the except block (see _request)

@@ -8,11 +8,25 @@ repeats once after a 401 when the provider could refresh its credential, and ret
 is safe to retry with one :class:`Backoff`, within the call's timeout. Plain requests,
 streams and WebSockets all go through the same path, so they carry the same credentials,
 TLS, proxy and impersonation.
+
+Limits: at most ``max_requests`` requests are in flight at once (100 by default: 2,000
+concurrent calls use at most 100 connections, not 2,000 sockets); streams and WebSockets,
+which each hold a connection for as long as they last, have their own budget
+(``max_streams``, unbounded by default), so that idle watches never starve requests.
+
+Dead connections: a stream that received no byte for ``probe_after`` seconds (a quiet
+watch, a quiet container's followed log) may sit on a connection that died without a
+word (a partition, a hung proxy). The session then sends one probe (``GET /version``, any
+HTTP answer counts as alive) for all of its quiet streams at once; if no answer comes in
+``probe_timeout`` seconds, those streams fail with :class:`~kubeasync.RequestTimeout`
+(a watcher reconnects from its checkpoint). A healthy server answers the probe, so a
+watch that stays quiet for hours is never cut.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -20,11 +34,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import msgspec
-
 from ..config import ClusterConfig
 from ..core.backoff import Backoff, positive_number
-from ..core.codec import decode
+from ..core.codec import AnyDecoder, decode
 from ..core.errors import (
     ApiError,
     ConnectError,
@@ -37,7 +49,10 @@ from .base import ByteStream, Credentials, HttpResponse, Transport, UpgradeRefus
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_REQUESTS",
     "NO_RETRY",
+    "PROBE_AFTER",
+    "PROBE_TIMEOUT",
     "Backoff",
     "RateLimiter",
     "RetryPolicy",
@@ -52,6 +67,17 @@ log = logging.getLogger("kubeasync")
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024 * 1024
 """The largest answer accepted once decompressed (2 GiB: a 100k-pod list with managed
 fields is ~1.5 GiB). A gzip bomb stops here with a clear error."""
+
+DEFAULT_MAX_REQUESTS = 100
+"""Requests in flight at once by default (streams and WebSockets are not counted)."""
+
+PROBE_AFTER = 30.0
+"""Seconds without a byte on a stream after which the session probes the server."""
+
+PROBE_TIMEOUT = 15.0
+"""Seconds the probe may take before the quiet streams count as dead."""
+
+_PROBE = Request("GET", "/version")
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _ERROR_BODY_TIMEOUT = 10.0
@@ -153,6 +179,14 @@ class Session:
         burst: how many requests may go at once under ``qps`` (default: ``qps``).
         max_connections: the aiohttp pool size (``None``: unlimited).
         max_body_bytes: the largest answer accepted once decompressed.
+        max_requests: requests in flight at once (``None``: unlimited); the others wait
+            for a slot, within their timeout.
+        max_streams: streams and WebSockets open at once (``None``: unlimited).
+        probe_after: seconds of silence on a stream before the server is probed
+            (``None``: never; then only the streams' own idle timeouts apply).
+        probe_timeout: seconds the probe may take before quiet streams count as dead.
+
+    The limits and probe settings are attributes of the same names.
     """
 
     def __init__(
@@ -166,6 +200,10 @@ class Session:
         burst: int | None = None,
         max_connections: int | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_requests: int | None = DEFAULT_MAX_REQUESTS,
+        max_streams: int | None = None,
+        probe_after: float | None = PROBE_AFTER,
+        probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValueError(f"retry must be a kubeasync.RetryPolicy, got {retry!r}")
@@ -186,20 +224,127 @@ class Session:
             else None
         )
         self.max_body_bytes = max_body_bytes
+        self._request_slots = _Slots.of(max_requests, "max_requests")
+        self._stream_slots = _Slots.of(max_streams, "max_streams")
+        self.probe_after = (None if probe_after is None
+                            else positive_number(probe_after, "probe_after"))
+        self.probe_timeout = positive_number(probe_timeout, "probe_timeout")
         self.closed = False
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._closing: asyncio.Event | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._alive_at = -float("inf")  # when the server last answered a probe
+
+    @property
+    def max_requests(self) -> int | None:
+        """Requests in flight at once (``None``: unlimited). Set it before the calls it
+        should bound: calls already holding a slot keep it."""
+        return self._request_slots.limit if self._request_slots is not None else None
+
+    @max_requests.setter
+    def max_requests(self, limit: int | None) -> None:
+        self._request_slots = _Slots.of(limit, "max_requests")
+
+    @property
+    def max_streams(self) -> int | None:
+        """Streams and WebSockets open at once (``None``: unlimited); see
+        :attr:`max_requests`."""
+        return self._stream_slots.limit if self._stream_slots is not None else None
+
+    @max_streams.setter
+    def max_streams(self, limit: int | None) -> None:
+        self._stream_slots = _Slots.of(limit, "max_streams")
 
     def track(self, stream: Any) -> None:
-        """Remember an open stream (anything with ``close_now()``), so that closing the
-        session ends it instead of leaving its reader waiting on a dead connection."""
+        """Remember an open stream, so that closing the session ends it instead of leaving
+        its reader waiting on a dead connection, and so that a quiet one is probed.
+
+        A stream has ``close_now()``, ``fail_now(error)``, ``closed``, ``where`` and
+        ``last_activity`` (``time.monotonic()`` of its last byte); see
+        :class:`~kubeasync.streams.response.ResponseStream`."""
         self._streams.add(stream)
+        if self.probe_after is not None and self._watchdog is None and not self.closed:
+            self._arm_watchdog()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the session is closed meanwhile."""
+        if self.closed or seconds <= 0:
+            return
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def close(self) -> None:
         """End every open stream and close every connection. Safe to call twice."""
         self.closed = True
+        if self._closing is not None:
+            self._closing.set()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        probe, self._probe_task = self._probe_task, None
+        if probe is not None and not probe.done():
+            probe.cancel()
+            await asyncio.wait({probe})
         for stream in list(self._streams):
             stream.close_now()
         await self.transport.close()
+
+    # ------------------------------------------------------------------ dead streams
+
+    def _arm_watchdog(self) -> None:
+        assert self.probe_after is not None
+        loop = asyncio.get_running_loop()
+        self._watchdog = loop.call_later(self.probe_after / 3, self._check_streams)
+
+    def _check_streams(self) -> None:
+        """Every third of ``probe_after``: probe the server for the streams that were quiet
+        for ``probe_after`` seconds since they (or a probe) last heard from it."""
+        self._watchdog = None
+        if self.closed or self.probe_after is None:
+            return
+        open_streams = [s for s in self._streams if not s.closed]
+        if not open_streams:
+            return  # track() arms it again
+        self._arm_watchdog()
+        if self._probe_task is not None:
+            return
+        now = time.monotonic()
+        heard = self._alive_at
+        quiet = [s for s in open_streams
+                 if s.last_activity is not None
+                 and now - max(s.last_activity, heard) >= self.probe_after]
+        if quiet:
+            self._probe_task = asyncio.get_running_loop().create_task(
+                self._probe(quiet, now), name="kubeasync stream probe")
+
+    async def _probe(self, quiet: list[Any], started: float) -> None:
+        try:
+            credentials = await self._credentials()
+            await self.transport.send(_PROBE, credentials, timeout=self.probe_timeout,
+                                      max_body_bytes=_ERROR_BODY_LIMIT)
+        except TransportError as exc:
+            if self.closed:
+                return
+            for stream in quiet:
+                last = stream.last_activity
+                if stream.closed or last is None or last >= started:
+                    continue  # it heard from the server meanwhile
+                log.debug("%s: quiet for %.0f s and the server did not answer a probe: %s",
+                          stream.where, time.monotonic() - last, exc)
+                stream.fail_now(RequestTimeout(
+                    f"{stream.where}: no data for {time.monotonic() - last:.0f} s and no"
+                    f" answer from the server to a probe within {self.probe_timeout} s:"
+                    " the connection is dead"
+                ))
+        except Exception as exc:  # the credentials, not the connection: nothing is known
+            log.debug("the stream probe could not be sent: %s: %s", type(exc).__name__, exc)
+        else:
+            self._alive_at = started
+        finally:
+            self._probe_task = None
 
     # ------------------------------------------------------------------ requests
 
@@ -208,11 +353,18 @@ class Session:
         deadline = _Deadline(self.timeout if timeout is None else positive_number(timeout, "timeout"))
 
         async def attempt(credentials: Credentials) -> HttpResponse:
+            slots = self._request_slots
             try:
-                response = await self.transport.send(
-                    request, credentials, timeout=deadline.remaining(),
-                    max_body_bytes=self.max_body_bytes,
-                )
+                if slots is not None:
+                    await slots.acquire(deadline, request)
+                try:
+                    response = await self.transport.send(
+                        request, credentials, timeout=deadline.remaining(),
+                        max_body_bytes=self.max_body_bytes,
+                    )
+                finally:
+                    if slots is not None:
+                        slots.release()
             except RequestTimeout:
                 raise RequestTimeout(
                     f"{request.method} {request.path}: no complete answer within"
@@ -228,11 +380,12 @@ class Session:
     async def request(
         self,
         request: Request,
-        decoder: msgspec.json.Decoder[T],
+        decoder: AnyDecoder[T],
         *,
         timeout: float | None = None,
     ) -> T:
-        """Send a request and decode its answer with ``decoder``."""
+        """Send a request and decode its answer with ``decoder`` (a
+        :class:`~kubeasync.core.codec.KindDecoder` also checks the answer's kind)."""
         response = await self.send(request, timeout=timeout)
         return decode(decoder, response.body, request)
 
@@ -252,9 +405,19 @@ class Session:
         deadline = _Deadline(self.timeout)
 
         async def attempt(credentials: Credentials) -> ByteStream:
-            stream = await self.transport.open_stream(
-                request, credentials, timeout=deadline.remaining(), read_timeout=read_timeout
-            )
+            slots = self._stream_slots
+            if slots is not None:
+                await slots.acquire(deadline, request)
+            try:
+                stream = await self.transport.open_stream(
+                    request, credentials, timeout=deadline.remaining(), read_timeout=read_timeout
+                )
+            except BaseException:
+                if slots is not None:
+                    slots.release()
+                raise
+            if slots is not None:
+                stream = _SlotStream(stream, slots)
             if stream.status >= 300:
                 try:
                     body = await asyncio.wait_for(_read_limited(stream), _ERROR_BODY_TIMEOUT)
@@ -280,14 +443,24 @@ class Session:
         deadline = _Deadline(self.timeout if timeout is None else positive_number(timeout, "timeout"))
 
         async def attempt(credentials: Credentials) -> WebSocket:
+            slots = self._stream_slots
+            if slots is not None:
+                await slots.acquire(deadline, request)
             try:
-                return await self.transport.connect_websocket(
+                ws = await self.transport.connect_websocket(
                     request, credentials, protocols=protocols, timeout=deadline.remaining()
                 )
             except UpgradeRefused as refused:
+                if slots is not None:
+                    slots.release()
                 answer = refused.response
                 raise self._error(request, answer.status, answer.reason, answer.headers,
                                   answer.body) from None
+            except BaseException:
+                if slots is not None:
+                    slots.release()
+                raise
+            return _SlotWebSocket(ws, slots) if slots is not None else ws
 
         # Opening a session that runs a command is not idempotent: only a failed connect
         # (or a 429) is retried.
@@ -363,3 +536,108 @@ async def _read_limited(stream: ByteStream, limit: int = _ERROR_BODY_LIMIT) -> b
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)[:limit]
+
+
+class _Slots:
+    """At most ``limit`` of something at once (requests in flight, open streams)."""
+
+    __slots__ = ("_semaphore", "limit", "name")
+
+    def __init__(self, limit: int, name: str) -> None:
+        self.limit = limit
+        self.name = name
+        self._semaphore = asyncio.Semaphore(limit)
+
+    @classmethod
+    def of(cls, limit: int | None, name: str) -> _Slots | None:
+        if limit is None:
+            return None
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{name} must be an int >= 1 or None, got {limit!r}")
+        return cls(limit, name)
+
+    async def acquire(self, deadline: _Deadline, request: Request) -> None:
+        """Take a slot, waiting within the call's deadline for one to be free."""
+        semaphore = self._semaphore
+        if not semaphore.locked():
+            await semaphore.acquire()  # free: returns without suspending
+            return
+        try:
+            await asyncio.wait_for(semaphore.acquire(), deadline.remaining())
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"{request.method} {request.path}: waited {deadline.timeout} s for one of the"
+                f" {self.limit} slots ({self.name}) held by other calls of this client;"
+                f" raise {self.name} or the timeout"
+            ) from None
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+    @property
+    def in_use(self) -> int:
+        return self.limit - self._semaphore._value
+
+
+class _SlotStream(ByteStream):
+    """A stream holding a slot of ``max_streams`` until it is closed."""
+
+    __slots__ = ("_slots", "_stream", "headers", "reason", "status")
+
+    def __init__(self, stream: ByteStream, slots: _Slots) -> None:
+        self._stream: ByteStream | None = stream
+        self._slots = slots
+        self.status = stream.status
+        self.reason = stream.reason
+        self.headers = stream.headers
+
+    async def read(self) -> bytes:
+        stream = self._stream
+        return b"" if stream is None else await stream.read()
+
+    @property
+    def at_eof(self) -> bool:
+        return self._stream is None or self._stream.at_eof
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+            self._slots.release()
+
+    def __del__(self) -> None:
+        if getattr(self, "_stream", None) is not None:
+            self.close()
+
+
+class _SlotWebSocket(WebSocket):
+    """A WebSocket holding a slot of ``max_streams`` until it is closed."""
+
+    def __init__(self, ws: WebSocket, slots: _Slots) -> None:
+        self._ws = ws
+        self._slots: _Slots | None = slots
+        self.protocol = ws.protocol
+
+    async def send(self, data: bytes) -> None:
+        await self._ws.send(data)
+
+    async def receive(self) -> bytes | None:
+        message = await self._ws.receive()
+        if message is None:
+            self._release()
+        return message
+
+    async def close(self) -> None:
+        try:
+            await self._ws.close()
+        finally:
+            self._release()
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+    def _release(self) -> None:
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots.release()
