@@ -29,7 +29,13 @@ from ..kinds import (
 from ..models import Info
 from ..runtime.informer import InformerRegistry
 from ..runtime.watcher import ServerFeatures
-from ..transport.policy import DEFAULT_MAX_BODY_BYTES, RetryPolicy, Session
+from ..transport.policy import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_REQUESTS,
+    PROBE_AFTER,
+    RetryPolicy,
+    Session,
+)
 from .capabilities import api_class
 from .discovery import Discovery, descriptor_for
 from .resource import ResourceApi
@@ -65,8 +71,14 @@ class Client(KindAttributes):
         retry: the :class:`~kubeasync.RetryPolicy`.
         qps: an optional client-side rate limit in requests per second (off by default).
         burst: how many requests may go at once under ``qps`` (default: ``qps``).
-        max_connections: connection pool size (default unlimited: each watch holds one).
+        max_connections: connection pool size (default unlimited: requests and streams have
+            their own budgets below).
         max_body_bytes: the largest answer accepted once decompressed (default 2 GiB).
+        max_requests: plain requests in flight at once (default 100; ``None``: no bound).
+        max_streams: watches, log streams and WebSockets open at once (default no bound).
+        probe_after: seconds of silence on every open stream after which the client checks
+            the connection with one cheap request (``None``: never); see
+            ``docs/robustness.md``.
 
     Attributes:
         kube.pods, kube.deployments, ...: the API of each built-in resource, typed with
@@ -89,6 +101,9 @@ class Client(KindAttributes):
         burst: int | None = None,
         max_connections: int | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_requests: int | None = DEFAULT_MAX_REQUESTS,
+        max_streams: int | None = None,
+        probe_after: float | None = PROBE_AFTER,
     ) -> None:
         if config is None:
             config = autodetect(context=context)
@@ -108,6 +123,9 @@ class Client(KindAttributes):
             burst=burst,
             max_connections=max_connections,
             max_body_bytes=max_body_bytes,
+            max_requests=max_requests,
+            max_streams=max_streams,
+            probe_after=probe_after,
         )
         self.features = ServerFeatures()
         self.discovery = Discovery(self.session)
