@@ -105,7 +105,7 @@ def _channel(channel: int) -> int:
     return int(channel)
 
 
-def encode_frame(channel: int, payload: bytes = b"") -> bytes:
+def encode_frame(channel: int, payload: bytes | bytearray | memoryview = b"") -> bytes:
     """The message carrying ``payload`` on ``channel``."""
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise ValueError(f"payload must be bytes, not {type(payload).__name__}")

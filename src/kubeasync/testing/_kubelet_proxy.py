@@ -54,8 +54,10 @@ _HOP_BY_HOP = ("connection", "upgrade", "sec-websocket-key", "sec-websocket-vers
 class RefusedUpgrade:
     """The answer of a server that refused a WebSocket upgrade: status, headers, body."""
 
-    def __init__(self, status: int, headers: CIMultiDictProxy[str], body: bytes) -> None:
+    def __init__(self, status: int, reason: str, headers: CIMultiDictProxy[str],
+                 body: bytes) -> None:
         self.status = status
+        self.reason = reason
         self.headers = headers
         self.body = body
 
@@ -80,7 +82,7 @@ class UpgradeResponse(aiohttp.ClientResponse):
             body = b""
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 body = await asyncio.wait_for(self.content.read(64 * 1024), DIAL_TIMEOUT)
-            REFUSED.set(RefusedUpgrade(self.status, self.headers, body))
+            REFUSED.set(RefusedUpgrade(self.status, self.reason or "", self.headers, body))
         return self
 
 
