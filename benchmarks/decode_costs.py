@@ -25,8 +25,8 @@ from typing import Any
 
 import msgspec
 
+from kubeasync.core.codec import decode, decoder_for
 from kubeasync.models import Pod, PodList
-from kubeasync.transport.session import decode, decoder_for
 
 from . import data
 from . import plain_models as plain

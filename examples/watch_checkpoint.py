@@ -29,7 +29,6 @@ from typing import Any
 
 import kubeasync
 from kubeasync.models import Pod
-from kubeasync.streams.watch import WatchEvent
 
 
 def load_checkpoint(state: Path) -> str | None:
@@ -51,7 +50,7 @@ async def follow(
     *,
     namespace: str | None,
     state: Path,
-    handle: Callable[[WatchEvent[Pod]], Any],
+    handle: Callable[[kubeasync.Event[Pod]], Any],
     stop_after: int | None = None,
 ) -> str | None:
     """Handle pod events from the saved checkpoint on; returns the last checkpoint.
@@ -71,7 +70,7 @@ async def follow(
     return watcher.resource_version
 
 
-def print_event(event: WatchEvent[Pod]) -> None:
+def print_event(event: kubeasync.Event[Pod]) -> None:
     pod = event.object
     name = pod.metadata.name if pod.metadata else "?"
     phase = pod.status.phase if pod.status else None

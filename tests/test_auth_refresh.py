@@ -112,3 +112,42 @@ def test_a_provider_survives_being_used_from_two_event_loops() -> None:
     asyncio.run(contend())
     asyncio.run(contend())
     assert auth.fetches >= 2
+
+
+async def test_a_credential_that_arrives_expired_serves_the_requests_that_waited(
+    ca: trustme.CA,
+) -> None:
+    auth = VaultToken(lifetime=-1)
+    async with serve(ca) as server:
+        server.accept_only(bearer("vault-1"), bearer("vault-2"))
+        async with kubeasync.Client(config_for(server.url, ca, auth)) as kube:
+            await asyncio.gather(*(kube.version() for _ in range(10)))
+            assert auth.fetches == 1
+            await kube.version()  # the next request does not reuse it
+            assert auth.fetches == 2
+    assert server.seen_authorizations == [bearer("vault-1")] * 10 + [bearer("vault-2")]
+
+
+class FailingAfterFirst(VaultToken):
+    async def fetch(self) -> Credential:
+        if self.fetches:
+            self.fetches += 1
+            await asyncio.sleep(0.05)
+            raise kubeasync.ConfigError("the vault is sealed")
+        return await super().fetch()
+
+
+async def test_a_refresh_that_fails_fails_every_request_that_waited_for_it(
+    ca: trustme.CA,
+) -> None:
+    auth = FailingAfterFirst()
+    async with serve(ca) as server:
+        server.accept_only(bearer("vault-1"))
+        async with kubeasync.Client(config_for(server.url, ca, auth),
+                                    retry=RetryPolicy(max_retries=0)) as kube:
+            await kube.version()
+            server.accept_only()  # revoked: every request gets a 401 and refreshes
+            results = await asyncio.gather(*(kube.version() for _ in range(10)),
+                                           return_exceptions=True)
+    assert all(isinstance(r, kubeasync.ConfigError) for r in results), results
+    assert auth.fetches == 2  # one refresh for the ten, and its failure shared

@@ -218,6 +218,20 @@ async def test_a_failing_plugin_is_a_config_error_with_its_stderr(
     assert server.seen_authorizations == []
 
 
+async def test_a_failing_plugin_that_prints_its_secret_env_has_it_hidden(
+    plugin: Plugin, ca: trustme.CA
+) -> None:
+    async with serve(ca) as server:
+        config = plugin.config(server.url, env={"PLUGIN_MODE": "fail",
+                                                "AWS_SECRET_ACCESS_KEY": "env-SECRET-key-1",
+                                                "PLUGIN_ECHO_ENV": "AWS_SECRET_ACCESS_KEY"})
+        error = await expect_config_error(config, "exit code 3")
+    message = str(error)
+    assert "the identity provider refused us" in message
+    assert "=(hidden)" in message
+    assert "env-SECRET-key-1" not in message
+
+
 async def test_garbage_output_is_a_config_error_that_does_not_echo_it(
     plugin: Plugin, ca: trustme.CA
 ) -> None:

@@ -13,8 +13,7 @@ import msgspec
 import pytest
 
 import kubeasync
-from kubeasync import PatchType
-from kubeasync.api.client import ResourceApi
+from kubeasync import PatchType, ResourceApi
 from kubeasync.models import ObjectMeta, Status, to_dict
 from kubeasync.testing import FakeApiServer
 from tests.helpers.bodies import SEED, pod, seed, service

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import kubeasync
-from kubeasync.streams.watch import Backoff
+from kubeasync import Backoff
 from kubeasync.testing import FakeApiServer, Timings
 
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -103,7 +103,7 @@ async def test_watch_selector_transitions(kube, fake_apiserver):
 
 async def test_watch_stream_bookmarks(kube, fake_apiserver):
     fake_apiserver.put_object("configmaps", cm("a"))
-    stream = kube.config_maps.watch_stream(namespace="default", allow_bookmarks=True)
+    stream = kube.config_maps.watch_stream(namespace="default", bookmarks=True)
     async with stream:
         first = await asyncio.wait_for(anext(stream), 5)
         assert first.type == "ADDED"

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 import kubeasync
-from kubeasync.transport.session import RetryPolicy
+from kubeasync import RetryPolicy
 
 CMS = "/api/v1/namespaces/default/configmaps"
 NO_RETRY = RetryPolicy(max_retries=0)
@@ -41,7 +41,7 @@ async def test_fail_next_matches_method_and_path(api, fake_apiserver):
 
 async def test_client_retries_through_503(fake_apiserver):
     fake_apiserver.faults.fail_next(2, status=503, path="configmaps")
-    policy = RetryPolicy(max_retries=3, backoff_base=0.01, backoff_max=0.02)
+    policy = RetryPolicy(max_retries=3, backoff=kubeasync.Backoff(initial=0.01, maximum=0.02))
     async with kubeasync.Client(fake_apiserver.config(), retry=policy) as kube:
         page = await kube.config_maps.list(namespace="default")
     assert page.items == []

@@ -15,14 +15,14 @@ import pytest
 
 import kubeasync
 from kubeasync.models import Pod
-from kubeasync.streams.watch import (
+from kubeasync.streams.events import (
     AddedEvent,
     BookmarkEvent,
     ErrorEvent,
-    LineFramer,
     WatchEvent,
     event_decoder,
 )
+from kubeasync.streams.framing import LineFramer
 from tests.helpers.watch_server import serving
 
 MIB = 1024 * 1024
@@ -127,7 +127,7 @@ async def test_framing_raises_stream_error_naming_the_limit_for_a_longer_line() 
             await collect(stream)
         assert stream.closed
         # The connection was dropped with the error.
-        assert not kube.session.http.connector._acquired  # type: ignore[union-attr]
+        assert kube.session.transport.connections()["in_use"] == 0  # type: ignore[attr-defined]
 
 
 async def test_framing_decodes_bookmarks_with_nulls_and_error_events_as_status() -> None:

@@ -22,7 +22,7 @@ from kubeasync.core.descriptor import custom_resource
 from kubeasync.kinds import BUILTIN_RESOURCES, PODS
 from kubeasync.selectors import DoesNotExist, Exists, In, NotEqual, NotIn
 from kubeasync.testing import FakeApiServer
-from kubeasync.transport.session import NO_RETRY
+from kubeasync.transport.policy import NO_RETRY
 
 FAST = Backoff(initial=0.001, maximum=0.004)
 POD_PATH = r"/pods$"

@@ -16,7 +16,7 @@ import pytest_asyncio
 import kubeasync
 from examples.cleanup_controller import CleanupController, parse_args
 from kubeasync.testing import ANNOTATION_EXIT_CODE, ANNOTATION_RUN_SECONDS, FakeApiServer
-from kubeasync.transport.session import NO_RETRY
+from kubeasync.transport.policy import NO_RETRY
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 EXAMPLE = CHECKOUT / "examples" / "cleanup_controller.py"

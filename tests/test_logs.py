@@ -102,8 +102,7 @@ async def test_stream_logs_stopped_early_closes_the_connection() -> None:
                 assert line == "one"
                 break
         assert stream.closed
-        connector = kube.session.http.connector
-        assert connector is not None and not connector._acquired
+        assert kube.session.transport.connections()["in_use"] == 0  # type: ignore[attr-defined]
 
 
 async def test_logs_returns_the_text() -> None:

@@ -9,7 +9,18 @@ import msgspec
 import pytest
 
 from kubeasync import JOBS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICES, PatchType
+from kubeasync.api.capabilities.eviction import eviction_request
+from kubeasync.api.capabilities.log import log_request
 from kubeasync.core.descriptor import ResourceDescriptor, custom_resource
+from kubeasync.core.params import (
+    DeleteParams,
+    GetParams,
+    ListParams,
+    LogParams,
+    PatchParams,
+    WatchParams,
+    WriteParams,
+)
 from kubeasync.core.request import RequestBuilder, encode_object, encode_patch
 from kubeasync.models import Container, ObjectMeta, Pod, PodSpec, Service
 from kubeasync.selectors import DoesNotExist, Exists, In, NotEqual, NotIn
@@ -47,13 +58,15 @@ def test_get_status(descriptor: ResourceDescriptor[Any, Any], base: str) -> None
 def test_list_with_every_parameter(descriptor: ResourceDescriptor[Any, Any], base: str) -> None:
     request = RequestBuilder(descriptor).list(
         "ns",
-        label_selector="app=web",
-        field_selector="metadata.name=web-0",
-        limit=100,
-        continue_="tok",
-        resource_version="42",
-        resource_version_match="NotOlderThan",
-        timeout_seconds=5,
+        ListParams(
+            label_selector="app=web",
+            field_selector="metadata.name=web-0",
+            limit=100,
+            continue_="tok",
+            resource_version="42",
+            resource_version_match="NotOlderThan",
+            timeout_seconds=5,
+        ),
     )
     assert request.method == "GET" and request.path == base
     assert request.query == (
@@ -78,7 +91,8 @@ def test_list_all_namespaces_uses_cluster_path(
 @seed
 def test_watch(descriptor: ResourceDescriptor[Any, Any], base: str) -> None:
     request = RequestBuilder(descriptor).watch(
-        "ns", label_selector={"app": "web"}, resource_version="7", timeout_seconds=300
+        "ns", WatchParams(label_selector={"app": "web"}, resource_version="7",
+                          timeout_seconds=300, bookmarks=True)
     )
     assert request.method == "GET" and request.path == base
     assert dict(request.query) == {
@@ -92,7 +106,8 @@ def test_watch(descriptor: ResourceDescriptor[Any, Any], base: str) -> None:
 
 def test_watch_with_initial_events() -> None:
     request = RequestBuilder(PODS).watch(
-        "ns", send_initial_events=True, resource_version="", resource_version_match="NotOlderThan"
+        "ns", WatchParams(send_initial_events=True, resource_version="",
+                          resource_version_match="NotOlderThan")
     )
     query = dict(request.query)
     assert query["sendInitialEvents"] == "true"
@@ -102,7 +117,7 @@ def test_watch_with_initial_events() -> None:
 @seed
 def test_create(descriptor: ResourceDescriptor[Any, Any], base: str) -> None:
     payload = encode_object(descriptor, {"metadata": {"name": "x"}}, namespace="ns")
-    request = RequestBuilder(descriptor).create("ns", payload, dry_run=True, field_manager="me")
+    request = RequestBuilder(descriptor).create("ns", payload, WriteParams(True, "me"))
     assert (request.method, request.path) == ("POST", base)
     assert request.query == (("dryRun", "All"), ("fieldManager", "me"))
     assert request.headers["Content-Type"] == "application/json"
@@ -148,9 +163,11 @@ def test_patch_content_types(
         "x",
         "ns",
         payload,
-        patch_type,
-        field_manager="me" if patch_type is PatchType.APPLY else None,
-        force=True if patch_type is PatchType.APPLY else None,
+        PatchParams(
+            patch_type,
+            field_manager="me" if patch_type is PatchType.APPLY else None,
+            force=True if patch_type is PatchType.APPLY else None,
+        ),
     )
     assert (request.method, request.path) == ("PATCH", f"{base}/x")
     assert request.headers["Content-Type"] == content_type
@@ -164,7 +181,7 @@ def test_patch_content_types(
 @seed
 def test_patch_status(descriptor: ResourceDescriptor[Any, Any], base: str) -> None:
     request = RequestBuilder(descriptor).patch(
-        "x", "ns", b"{}", PatchType.MERGE, subresource="status"
+        "x", "ns", b"{}", PatchParams(PatchType.MERGE), subresource="status"
     )
     assert request.path == f"{base}/x/status"
 
@@ -174,10 +191,12 @@ def test_delete_with_every_option(descriptor: ResourceDescriptor[Any, Any], base
     request = RequestBuilder(descriptor).delete(
         "x",
         "ns",
-        grace_period_seconds=0,
-        propagation_policy="Foreground",
-        preconditions={"uid": "u-1", "resourceVersion": "9"},
-        dry_run=True,
+        DeleteParams(
+            grace_period_seconds=0,
+            propagation_policy="Foreground",
+            preconditions={"uid": "u-1", "resourceVersion": "9"},
+            dry_run=True,
+        ),
     )
     assert (request.method, request.path) == ("DELETE", f"{base}/x")
     assert request.headers["Content-Type"] == "application/json"
@@ -199,7 +218,8 @@ def test_delete_without_options_sends_no_body() -> None:
 @pytest.mark.parametrize("descriptor", [PODS, JOBS, PERSISTENT_VOLUME_CLAIMS], ids=str)
 def test_delete_collection(descriptor: ResourceDescriptor[Any, Any]) -> None:
     request = RequestBuilder(descriptor).delete_collection(
-        "ns", label_selector={"tmp": "1"}, propagation_policy="Background"
+        "ns", ListParams(label_selector={"tmp": "1"}),
+        DeleteParams(propagation_policy="Background"),
     )
     assert request.method == "DELETE"
     assert request.path == descriptor.collection_path("ns")
@@ -209,20 +229,23 @@ def test_delete_collection(descriptor: ResourceDescriptor[Any, Any]) -> None:
 
 def test_services_have_no_collection_delete_verb() -> None:
     with pytest.raises(ValueError, match="deletecollection"):
-        RequestBuilder(SERVICES).delete_collection("ns")
+        RequestBuilder(SERVICES).delete_collection("ns", ListParams())
 
 
 def test_logs_with_every_parameter() -> None:
-    request = RequestBuilder(PODS).logs(
+    request = log_request(
+        PODS,
         "web-0",
         "ns",
-        container="app",
-        follow=True,
-        tail_lines=100,
-        since_seconds=60,
-        timestamps=True,
-        previous=True,
-        limit_bytes=1024,
+        LogParams(
+            container="app",
+            follow=True,
+            tail_lines=100,
+            since_seconds=60,
+            timestamps=True,
+            previous=True,
+            limit_bytes=1024,
+        ),
     )
     assert request.path == "/api/v1/namespaces/ns/pods/web-0/log"
     assert request.query == (
@@ -238,7 +261,7 @@ def test_logs_with_every_parameter() -> None:
 
 def test_only_pods_have_logs() -> None:
     with pytest.raises(ValueError, match="no 'log' subresource"):
-        RequestBuilder(SERVICES).logs("x", "ns")
+        log_request(SERVICES, "x", "ns", LogParams())
 
 
 def test_namespaces_are_cluster_scoped() -> None:
@@ -294,15 +317,14 @@ def test_bad_namespaces(namespace: str) -> None:
 
 def test_unknown_patch_type() -> None:
     with pytest.raises(ValueError, match="patch_type must be one of"):
-        RequestBuilder(PODS).patch("x", "ns", b"{}", "yaml")  # type: ignore[arg-type]
+        PatchParams("yaml")  # type: ignore[arg-type]
 
 
 def test_apply_needs_field_manager_and_force_needs_apply() -> None:
-    builder = RequestBuilder(PODS)
     with pytest.raises(ValueError, match="field_manager is required"):
-        builder.patch("x", "ns", b"{}", PatchType.APPLY)
+        PatchParams(PatchType.APPLY)
     with pytest.raises(ValueError, match="force only applies"):
-        builder.patch("x", "ns", b"{}", PatchType.MERGE, force=True)
+        PatchParams(PatchType.MERGE, force=True)
 
 
 def test_bad_json_patch() -> None:
@@ -325,7 +347,7 @@ def test_bad_json_patch() -> None:
 )
 def test_bad_delete_options(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        RequestBuilder(PODS).delete("x", "ns", **kwargs)
+        DeleteParams(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -343,21 +365,23 @@ def test_bad_delete_options(kwargs: dict[str, Any], message: str) -> None:
 )
 def test_bad_list_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        RequestBuilder(PODS).list("ns", **kwargs)
+        ListParams(**kwargs)
 
 
 def test_label_selector_helpers() -> None:
     request = RequestBuilder(PODS).list(
         "ns",
-        label_selector={
-            "app": "web",
-            "env": In("prod", "staging"),
-            "tier": NotIn("db"),
-            "debug": Exists(),
-            "canary": DoesNotExist(),
-            "zone": NotEqual("a"),
-        },
-        field_selector={"status.phase": "Running", "spec.nodeName": NotEqual("n1")},
+        ListParams(
+            label_selector={
+                "app": "web",
+                "env": In("prod", "staging"),
+                "tier": NotIn("db"),
+                "debug": Exists(),
+                "canary": DoesNotExist(),
+                "zone": NotEqual("a"),
+            },
+            field_selector={"status.phase": "Running", "spec.nodeName": NotEqual("n1")},
+        ),
     )
     assert dict(request.query) == {
         "labelSelector": "app=web,env in (prod,staging),tier notin (db),debug,!canary,zone!=a",
@@ -405,3 +429,40 @@ def test_bad_bodies(obj: Any, kwargs: dict[str, Any], message: str) -> None:
 def test_generate_name_is_enough_for_create() -> None:
     encoded = encode_object(PODS, {"metadata": {"generateName": "web-"}}, require_name=True)
     assert msgspec.json.decode(encoded)["metadata"] == {"generateName": "web-"}
+
+
+# ------------------------------------------------------------------ params, capabilities
+
+
+def test_params_render_their_query_once_and_compare_by_value() -> None:
+    params = ListParams(label_selector={"app": "web"}, limit=5)
+    assert params.label_selector == "app=web"  # kept in its rendered form
+    assert params.query == (("labelSelector", "app=web"), ("limit", "5"))
+    assert params == ListParams(label_selector="app=web", limit=5)
+    assert GetParams("0").query == (("resourceVersion", "0"),)
+    with pytest.raises(AttributeError):
+        params.limit = 6  # type: ignore[misc]
+
+
+def test_a_watch_without_bookmarks_does_not_ask_for_them() -> None:
+    assert "allowWatchBookmarks" not in dict(WatchParams().query)
+    assert dict(WatchParams(bookmarks=True).query)["allowWatchBookmarks"] == "true"
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1"])
+def test_eviction_request(version: str) -> None:
+    request = eviction_request(PODS, "web-0", "ns", DeleteParams(grace_period_seconds=3),
+                               policy_version=version)
+    assert (request.method, request.path) == ("POST", "/api/v1/namespaces/ns/pods/web-0/eviction")
+    assert body(request) == {
+        "apiVersion": f"policy/{version}",
+        "kind": "Eviction",
+        "metadata": {"name": "web-0", "namespace": "ns"},
+        "deleteOptions": {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 3},
+    }
+    assert not request.idempotent, "a repeated eviction could evict a second pod"
+
+
+def test_only_kinds_with_an_eviction_subresource_are_evicted() -> None:
+    with pytest.raises(ValueError, match="no 'eviction' subresource"):
+        eviction_request(JOBS, "x", "ns", DeleteParams())

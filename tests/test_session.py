@@ -17,7 +17,8 @@ from aioresponses import aioresponses
 
 import kubeasync
 from kubeasync.config.auth import Auth
-from kubeasync.transport.session import RateLimiter, RetryPolicy, gc_paused
+from kubeasync.core.codec import gc_paused
+from kubeasync.transport.policy import RateLimiter, RetryPolicy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,17 +33,27 @@ def status(code: int, reason: str, **details: Any) -> web.Response:
     return web.json_response(body, status=code)
 
 
-class RecordingPolicy(RetryPolicy):
+class RecordingBackoff(kubeasync.Backoff):
     """Short delays, and a record of every delay the session asked for."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        defaults: dict[str, Any] = {"backoff_base": 0.001, "backoff_max": 0.01}
-        super().__init__(**{**defaults, **kwargs})
+    def __init__(self) -> None:
+        super().__init__(initial=0.001, maximum=0.01)
         object.__setattr__(self, "delays", [])
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         self.delays.append((attempt, retry_after))  # type: ignore[attr-defined]
         return 0.001
+
+
+class RecordingPolicy(RetryPolicy):
+    """A retry policy with a RecordingBackoff; ``delays`` is its record."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(backoff=RecordingBackoff(), **kwargs)
+
+    @property
+    def delays(self) -> list[tuple[int, float | None]]:
+        return self.backoff.delays  # type: ignore[attr-defined, no-any-return]
 
 
 @asynccontextmanager
@@ -89,7 +100,7 @@ async def test_429_is_retried_honouring_retry_after() -> None:
         pod = await kube.pods.get("web-0")
     assert pod.metadata is not None and pod.metadata.name == "web-0"
     assert len(seen) == 2
-    assert policy.delays == [(0, 2.0)]  # type: ignore[attr-defined]
+    assert policy.delays == [(0, 2.0)]
 
 
 async def test_retry_after_header_wins_over_status() -> None:
@@ -102,7 +113,7 @@ async def test_retry_after_header_wins_over_status() -> None:
     policy = RecordingPolicy()
     async with server({("GET", POD_PATH): handler}) as url, client(url, retry=policy) as kube:
         await kube.pods.get("web-0")
-    assert policy.delays == [(0, 1.0)]  # type: ignore[attr-defined]
+    assert policy.delays == [(0, 1.0)]
 
 
 async def test_a_create_is_retried_after_429_because_the_server_did_nothing() -> None:
@@ -161,22 +172,26 @@ async def test_retries_are_bounded_in_count() -> None:
 
 async def test_retries_are_bounded_in_total_time() -> None:
     handler, seen = scripted(lambda: status(429, "TooManyRequests", retryAfterSeconds=30))
-    policy = RetryPolicy(max_retries=10, total_timeout=5)
+    policy = RetryPolicy(max_retries=10)
     async with server({("GET", POD_PATH): handler}) as url, client(url, retry=policy) as kube:
         with pytest.raises(kubeasync.TooManyRequests) as info:
-            await kube.pods.get("web-0")
-    # a 30 s wait would overrun the 5 s budget: it gives up at once instead of sleeping
+            await kube.pods.get("web-0", timeout=5)
+    # the call's timeout bounds its retries: the server's 30 s (capped at the backoff's
+    # 10 s maximum) would overrun the 5 s budget, so it gives up at once instead of sleeping
     assert len(seen) == 1
     assert info.value.retry_after == 30
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
-    policy = RetryPolicy(backoff_base=0.2, backoff_max=10)
-    for attempt, ceiling in [(0, 0.2), (1, 0.4), (3, 1.6), (10, 10.0)]:
-        delays = {policy.delay(attempt) for _ in range(50)}
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    backoff = RetryPolicy(backoff=kubeasync.Backoff(initial=0.2, maximum=10)).backoff
+    for attempt, floor in [(0, 0.2), (1, 0.4), (3, 1.6)]:
+        delays = {backoff.delay(attempt) for _ in range(50)}
+        assert all(floor <= d <= 2 * floor for d in delays)
         assert len(delays) > 1, "delays must be jittered"
-    assert 5 <= policy.delay(0, retry_after=5) <= 5.1
+    assert backoff.delay(10) == 10.0, "capped at the maximum"
+    assert backoff.delay(0, retry_after=5) == 5
+    assert backoff.delay(0, retry_after=3600) == 10.0, "Retry-After is capped at the maximum"
+    assert backoff.delay(0, retry_after=-1) == 0.0
 
 
 class CountingTokenAuth(Auth):
@@ -295,11 +310,13 @@ async def test_closing_the_client_closes_every_connection() -> None:
     async with server({("GET", POD_PATH): handler}) as url:
         kube = client(url)
         await asyncio.gather(*(kube.pods.get("web-0") for _ in range(3)))
-        http = kube.session.http
+        connections = kube.session.transport.connections()  # type: ignore[attr-defined]
+        assert connections["idle"] >= 1
         await kube.close()
-        assert http.closed
+        assert kube.session.transport.connections() == {  # type: ignore[attr-defined]
+            "in_use": 0, "idle": 0, "open": False}
         await kube.close()  # a second close is harmless
-        with pytest.raises(RuntimeError, match="closed"):
+        with pytest.raises(kubeasync.KubeError, match="closed"):
             await kube.pods.get("web-0")
 
 

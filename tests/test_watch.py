@@ -88,9 +88,8 @@ class View:
 
 
 async def acquired_connections(kube: kubeasync.Client) -> int:
-    connector = kube.session.http.connector
-    assert connector is not None
-    return len(connector._acquired)
+    in_use: int = kube.session.transport.connections()["in_use"]  # type: ignore[attr-defined]
+    return in_use
 
 
 async def until_no_watch_streams(server: WatchServer) -> None:

@@ -14,19 +14,23 @@
 """
 
 from ._version import __version__
-from .api.client import Client, LogsApi, ResourceApi
-from .config.auth import (
+from .api.capabilities import EvictionApi, LogApi, StatusApi
+from .api.client import Client
+from .api.resource import ResourceApi
+from .config import (
     Auth,
     BasicAuth,
     BearerToken,
     ClientCertificate,
+    ClusterConfig,
     Credential,
     ExecPlugin,
+    Impersonation,
     NoAuth,
     RefreshingAuth,
     TokenFile,
 )
-from .config.cluster import ClusterConfig
+from .core.backoff import Backoff
 from .core.descriptor import ResourceDescriptor, custom_resource
 from .core.errors import (
     AlreadyExists,
@@ -34,6 +38,7 @@ from .core.errors import (
     BadRequest,
     ConfigError,
     Conflict,
+    ConnectError,
     DecodeError,
     Forbidden,
     Gone,
@@ -49,7 +54,8 @@ from .core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from .core.request import PatchType, PropagationPolicy, Request
+from .core.params import PatchType, PropagationPolicy
+from .core.request import Request
 from .kinds import (
     BUILTIN_RESOURCES,
     CONFIG_MAPS,
@@ -58,22 +64,22 @@ from .kinds import (
     PERSISTENT_VOLUME_CLAIMS,
     PODS,
     SERVICES,
+    PodApi,
 )
 from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
-from .streams.watch import (
+from .runtime.watcher import Watcher, WatcherStats
+from .streams.events import (
     AddedEvent,
-    Backoff,
     BookmarkEvent,
     DeletedEvent,
     ErrorEvent,
-    LogStream,
+    Event,
     ModifiedEvent,
-    Watcher,
-    WatcherStats,
     WatchEvent,
-    WatchStream,
 )
-from .transport.session import RetryPolicy
+from .streams.log_stream import LogStream
+from .streams.watch_stream import WatchStream
+from .transport.policy import RetryPolicy
 
 __all__ = [
     "BUILTIN_RESOURCES",
@@ -100,23 +106,28 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "Conflict",
+    "ConnectError",
     "Credential",
     "DecodeError",
     "DeletedEvent",
     "ErrorEvent",
+    "Event",
+    "EvictionApi",
     "ExecPlugin",
     "Forbidden",
     "Gone",
+    "Impersonation",
     "Informer",
     "Invalid",
     "KubeError",
+    "LogApi",
     "LogStream",
-    "LogsApi",
     "MethodNotAllowed",
     "ModifiedEvent",
     "NoAuth",
     "NotFound",
     "PatchType",
+    "PodApi",
     "PropagationPolicy",
     "RefreshingAuth",
     "Request",
@@ -125,6 +136,7 @@ __all__ = [
     "ResourceDescriptor",
     "RetryPolicy",
     "ServerError",
+    "StatusApi",
     "StreamError",
     "TokenFile",
     "TooManyRequests",

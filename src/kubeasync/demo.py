@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .api.client import Client, object_key
-from .config.cluster import ClusterConfig
+from .api.client import Client
+from .config import ClusterConfig
 from .core.descriptor import ResourceDescriptor
 from .core.errors import ApiError
+from .core.objects import accessor_of
 from .models import Status
 
 __all__ = ["DemoReport", "run_demo"]
@@ -44,7 +45,7 @@ class DemoReport:
 
 
 def _names(items: list[Any] | None) -> list[str]:
-    return [object_key(item)[1] for item in items or []]
+    return [accessor_of(item).key(item)[1] for item in items or []]
 
 
 class _Table:

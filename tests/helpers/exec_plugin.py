@@ -7,8 +7,11 @@ that env reaches the plugin):
   in ``info-N.json`` and its pid in ``pid-N``.
 - PLUGIN_MODE: token (default) | cert | fail | garbage | sleep | wrong-version | empty
 - PLUGIN_TOKEN: the token prefix; the token printed is ``<prefix>-<N>``.
-- PLUGIN_EXPIRES_IN: seconds until expirationTimestamp (none if unset).
+- PLUGIN_FIXED_TOKEN: if set, the token printed is exactly this, on every run.
+- PLUGIN_EXPIRES_IN: seconds until expirationTimestamp (none if unset; negative for a
+  credential that has already expired).
 - PLUGIN_DELAY: seconds to wait before answering.
+- PLUGIN_ECHO_ENV: in fail mode, also print the value of this variable on stderr.
 - PLUGIN_CERT / PLUGIN_KEY: PEM files printed in cert mode.
 """
 
@@ -41,9 +44,12 @@ def main() -> int:
         f.write(str(os.getpid()))
     mode = os.environ.get("PLUGIN_MODE", "token")
     time.sleep(float(os.environ.get("PLUGIN_DELAY", "0")))
-    token = f"{os.environ.get('PLUGIN_TOKEN', 'exec')}-{run}"
+    token = os.environ.get("PLUGIN_FIXED_TOKEN") or f"{os.environ.get('PLUGIN_TOKEN', 'exec')}-{run}"
     if mode == "fail":
         print(f"error: the identity provider refused us (run {run})", file=sys.stderr)
+        if "PLUGIN_ECHO_ENV" in os.environ:
+            name = os.environ["PLUGIN_ECHO_ENV"]
+            print(f"debug: {name}={os.environ.get(name)}", file=sys.stderr)
         return 3
     if mode == "sleep":
         time.sleep(60)

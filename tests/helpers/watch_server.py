@@ -31,7 +31,7 @@ from aiohttp import web
 
 import kubeasync
 from kubeasync import ClusterConfig
-from kubeasync.transport.session import NO_RETRY
+from kubeasync.transport.policy import NO_RETRY
 
 Key = tuple[str, str]
 

@@ -27,8 +27,7 @@ from typing import Any, TypeVar
 import pytest
 
 import kubeasync
-from kubeasync import PatchType
-from kubeasync.api.client import ResourceApi
+from kubeasync import PatchType, ResourceApi
 from kubeasync.core.request import Request
 from kubeasync.models import Status, to_dict
 from tests.helpers.bodies import SEED, job, pod, seed, service

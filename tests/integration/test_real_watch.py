@@ -201,7 +201,7 @@ async def test_create_update_delete_arrive_in_order_and_typed(
 
     # The raw stream from the checkpoint replays exactly the same changes.
     async with api.watch_stream(namespace=namespace, label_selector=SUITE,
-                                resource_version=checkpoint, allow_bookmarks=False,
+                                resource_version=checkpoint, bookmarks=False,
                                 timeout_seconds=30) as stream:
         replayed = [await next_event(stream) for _ in live]
     assert [(type(e), e.object.metadata.name, rv_of(e.object)) for e in replayed] == [

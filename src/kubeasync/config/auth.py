@@ -8,7 +8,11 @@ lives in the :class:`~kubeasync.ClusterConfig`'s TLS settings). After a 401 it c
 Providers whose credential changes over time (a token file, an exec plugin, your own
 vault lookup) derive from :class:`RefreshingAuth` and implement :meth:`RefreshingAuth.fetch`;
 the base class caches the credential, refreshes it when it goes stale, and makes sure that
-however many requests wait, only one fetch runs at a time.
+however many requests wait, one fetch runs and all of them share its outcome.
+
+Per request, the transport takes :meth:`Auth.headers` and :meth:`Auth.client_certificate`
+once each, in either order (or :meth:`RefreshingAuth.credential` once, for both): the two
+halves of one request always come from the same credential.
 
 Every provider keeps its secret out of ``repr()``, out of log records and out of exception
 messages.
@@ -157,28 +161,45 @@ class Credential:
         return self.client_certificate.same_as(other.client_certificate)
 
 
-# Which credential the current task's latest request carried, so that a refresh after a 401
-# can tell "this credential was already replaced by another request's refresh" (nothing to
-# do but repeat) from "this credential is the current one" (fetch a new one), as client-go
-# does by comparing the credential a request used with the cached one. The session calls
-# headers(), sends, and calls refresh() from the same task, so the value set in headers()
-# is the one refresh() reads.
-_CREDENTIAL_SENT: contextvars.ContextVar[tuple[RefreshingAuth, Credential] | None] = (
-    contextvars.ContextVar("kubeasync_credential_sent", default=None)
+@dataclass(frozen=True)
+class _Handed:
+    """The credential a task's current request was given, and which of its two halves
+    (``"headers"``, ``"certificate"``) that request has taken."""
+
+    auth: RefreshingAuth
+    credential: Credential
+    halves: frozenset[str]
+
+
+# Which credential the current task's latest request carried. A request takes headers()
+# and client_certificate() once each, in either order: both halves come from the same
+# credential, even one that arrived already expired (taking the second half must not
+# fetch again). And a refresh after a 401 can tell "this credential was already replaced
+# by another request's refresh" (nothing to do but repeat) from "this credential is the
+# current one" (fetch a new one), as client-go does by comparing the credential a request
+# used with the cached one. A task runs one request at a time, and a ContextVar set in an
+# awaited coroutine is seen by the rest of that task.
+_HANDED: contextvars.ContextVar[_Handed | None] = contextvars.ContextVar(
+    "kubeasync_credential_handed", default=None
 )
+_BOTH_HALVES = frozenset({"headers", "certificate"})
 
 
 class RefreshingAuth(Auth):
     """A provider whose credential is fetched, cached, and fetched again when stale.
 
     Subclasses implement :meth:`fetch` (and may override :meth:`is_stale`). The cached
-    credential is used until it is stale or the server answers 401; then one fetch runs
-    while every other request waits for it and shares its result.
+    credential is used until it is stale or the server answers 401. Then one fetch runs,
+    and every request that was waiting for it shares its outcome: its credential (even
+    one that is already stale when it arrives: those requests waited for it; the next
+    request fetches again) or its error.
     """
 
     def __init__(self) -> None:
         self._current: Credential | None = None
-        self._generation = 0
+        self._generation = 0  # credentials stored
+        self._attempts = 0  # fetches finished, with a credential or an error
+        self._failure: Exception | None = None  # the error of the last fetch, if it failed
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -200,43 +221,88 @@ class RefreshingAuth(Auth):
         return credential.expires_at is not None and time.time() >= credential.expires_at
 
     async def credential(self) -> Credential:
-        """The current credential, fetched first if there is none or it is stale."""
-        current = self._current
-        if current is None or self.is_stale(current):
-            async with self._fetch_lock():
-                current = self._current
-                if current is None or self.is_stale(current):
-                    current = await self._replace()
-        _CREDENTIAL_SENT.set((self, current))
-        return current
+        """The credential for one request (headers and client certificate together):
+        the cached one, or a new one if there is none or it is stale."""
+        credential = await self._fresh()
+        _HANDED.set(_Handed(self, credential, _BOTH_HALVES))
+        return credential
 
     async def headers(self) -> Mapping[str, str]:
-        return (await self.credential()).headers
+        return (await self._half("headers")).headers
 
     async def client_certificate(self) -> ClientCertificate | None:
-        return (await self.credential()).client_certificate
+        return (await self._half("certificate")).client_certificate
+
+    async def _half(self, half: str) -> Credential:
+        handed = _HANDED.get()
+        if (
+            handed is not None
+            and handed.auth is self
+            and handed.credential is self._current
+            and half not in handed.halves
+        ):
+            # The other half of the same request.
+            _HANDED.set(_Handed(self, handed.credential, handed.halves | {half}))
+            return handed.credential
+        credential = await self._fresh()
+        _HANDED.set(_Handed(self, credential, frozenset({half})))
+        return credential
+
+    async def _fresh(self) -> Credential:
+        current = self._current
+        if current is not None and not self.is_stale(current):
+            return current
+        attempts = self._attempts
+        async with self._fetch_lock():
+            if self._attempts != attempts:
+                # A fetch finished while this request waited: its outcome is ours too.
+                return self._outcome()
+            current = self._current
+            if current is None or self.is_stale(current):
+                current = await self._replace()
+            return current
 
     async def refresh(self) -> bool:
-        sent = _CREDENTIAL_SENT.get()
-        rejected = sent[1] if sent is not None and sent[0] is self else None
-        generation = self._generation
+        handed = _HANDED.get()
+        rejected = handed.credential if handed is not None and handed.auth is self else None
+        generation, attempts = self._generation, self._attempts
         async with self._fetch_lock():
             if rejected is not None:
                 if rejected is not self._current:
                     return True  # another request already replaced it
             elif self._generation != generation:
                 return True  # we waited for another request's refresh
+            if self._attempts != attempts and self._failure is not None:
+                raise self._failure  # we waited for a refresh that failed
             if rejected is None:
                 rejected = self._current
             new = await self._replace()
             # Repeating with the very credential the server just refused cannot succeed.
             return rejected is None or not new.same_secret(rejected)
 
+    def _outcome(self) -> Credential:
+        if self._failure is not None:
+            raise self._failure
+        assert self._current is not None
+        return self._current
+
     async def _replace(self) -> Credential:
-        credential = await self.fetch()
-        self._current = credential
-        self._generation += 1
+        try:
+            credential = await self.fetch()
+        except Exception as error:
+            # Shared with the requests that waited for this fetch. A cancelled fetch
+            # (BaseException) is no outcome: the next waiter fetches itself.
+            self._attempts += 1
+            self._failure = error
+            raise
+        self._store(credential)
         return credential
+
+    def _store(self, credential: Credential) -> None:
+        self._current = credential
+        self._failure = None
+        self._generation += 1
+        self._attempts += 1
 
 
 @dataclass(frozen=True)
@@ -279,8 +345,7 @@ class TokenFile(RefreshingAuth):
 
     def read_now(self) -> None:
         """Read the file at once, so that a missing or empty file fails at load time."""
-        self._current = self._read()
-        self._generation += 1
+        self._store(self._read())
 
     def is_stale(self, credential: Credential) -> bool:
         if time.monotonic() - self._read_at >= self.max_age:
@@ -321,6 +386,7 @@ EXEC_API_VERSIONS = (
 )
 INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
 _STDERR_SHOWN = 500
+_SHORTEST_REDACTED = 8
 
 
 class _ExecStatus(msgspec.Struct, rename="camel"):
@@ -424,12 +490,21 @@ class ExecPlugin(RefreshingAuth):
         env = {**os.environ, **self._env, "KUBERNETES_EXEC_INFO": info}
         stdout, stderr, returncode = await self._run(env)
         if returncode != 0:
-            shown = stderr.decode("utf-8", "replace").strip()[-_STDERR_SHOWN:]
+            shown = self._redacted(stderr.decode("utf-8", "replace")).strip()[-_STDERR_SHOWN:]
             raise ConfigError(
                 f"{self._describe()} failed with exit code {returncode}"
                 + (f": {shown}" if shown else " and printed nothing on stderr")
             )
         return self._parse(stdout)
+
+    def _redacted(self, text: str) -> str:
+        """``text`` without the values of the kubeconfig's ``env`` (AWS keys and the like),
+        which a failing plugin may well print back. Short values (a region, a profile)
+        are unlikely secrets and would blank out ordinary words."""
+        for value in sorted(self._env.values(), key=len, reverse=True):
+            if len(value) >= _SHORTEST_REDACTED:
+                text = text.replace(value, "(hidden)")
+        return text
 
     async def _run(self, env: dict[str, str]) -> tuple[bytes, bytes, int]:
         try:
@@ -516,7 +591,15 @@ class ExecPlugin(RefreshingAuth):
         expires = expiration.timestamp()
         now = time.time()
         if expires <= now:
-            log.warning("%s returned a credential that has already expired", self._describe())
+            # Once per run: the requests that waited for this run use it (the server
+            # decides); the next request runs the plugin again.
+            log.warning(
+                "%s returned a credential that has already expired (expirationTimestamp"
+                " %s); using it for the requests that waited for it, and running the"
+                " plugin again for the next one",
+                self._describe(),
+                expiration.isoformat(),
+            )
             return expires
         # The margin covers the request's time in flight. For a credential that lives less
         # than twice the margin, it shrinks to half the remaining life: renewing on every

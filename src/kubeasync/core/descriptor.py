@@ -14,9 +14,11 @@ way so that importing it imports no model module until a resource is used.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from .names import (
@@ -28,7 +30,9 @@ from .names import (
 
 __all__ = [
     "ALL_VERBS",
+    "Capability",
     "ResourceDescriptor",
+    "Wire",
     "custom_resource",
 ]
 
@@ -41,6 +45,37 @@ ALL_VERBS: frozenset[str] = frozenset(
 """The verbs of a typical resource, as discovery names them."""
 
 _RESOLVE_LOCK = threading.Lock()
+
+
+class Wire(enum.Enum):
+    """How a capability talks to the server."""
+
+    JSON = "json"
+    """One request, one JSON answer (status, scale, eviction, binding, ...)."""
+    TEXT_STREAM = "text-stream"
+    """A streamed text answer (pod logs)."""
+    WEBSOCKET = "websocket"
+    """A WebSocket speaking ``v5/v4.channel.k8s.io`` (exec, attach, port-forward)."""
+
+
+@dataclass(frozen=True)
+class Capability:
+    """What a subresource gives an API: the methods of one mixin class in
+    :mod:`kubeasync.api.capabilities`, described here as data.
+
+    Attributes:
+        subresource: the path segment and discovery name (``"status"``, ``"eviction"``).
+        wire: how it talks to the server.
+        request: what is sent (a model, ``"the kind's model"``, or ``""`` for nothing).
+        response: what comes back.
+        methods: the API methods it adds.
+    """
+
+    subresource: str
+    wire: Wire
+    request: str
+    response: str
+    methods: tuple[str, ...]
 
 
 def _resolve(ref: type[Any] | str, argument: str) -> type[Any]:

@@ -9,6 +9,7 @@ a TLS failure, a timeout) are :class:`TransportError`; bad kubeconfigs are
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import msgspec
@@ -21,6 +22,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "ConnectError",
     "DecodeError",
     "Forbidden",
     "Gone",
@@ -36,6 +38,8 @@ __all__ = [
     "Unauthorized",
     "UnsupportedMediaType",
     "api_error_from_response",
+    "decode_status",
+    "error_from_status",
 ]
 
 _SNIPPET_LENGTH = 200
@@ -50,7 +54,22 @@ class ConfigError(KubeError):
 
 
 class TransportError(KubeError):
-    """The request did not get an HTTP answer: connection refused or reset, TLS failure."""
+    """The request did not get a (complete) HTTP answer: the connection was reset or cut,
+    TLS failed, the body was damaged.
+
+    The request may have reached the server, so only idempotent requests are retried.
+    ``retryable`` is False for failures that a retry cannot fix (TLS verification, no
+    local file descriptors left, a body over the size limit).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ConnectError(TransportError):
+    """No connection could be made (refused, no route, DNS, a proxy refusing the tunnel):
+    nothing reached the server, so any request may be retried."""
 
 
 class RequestTimeout(TransportError, TimeoutError):
@@ -62,7 +81,8 @@ class DecodeError(KubeError):
 
 
 class StreamError(KubeError):
-    """A watch or log stream could not be framed (for example a line over the size limit)."""
+    """A stream broke its protocol: a watch or log line over the size limit, a watch that
+    ignored ``sendInitialEvents``, a WebSocket frame on an unknown channel."""
 
 
 class ApiError(KubeError):
@@ -271,18 +291,43 @@ def api_error_from_response(
         status = Status(
             kind="Status", api_version="v1", status="Failure", code=code, message=message
         )
-    retry_after = _retry_after(retry_after_header, status)
+    return error_from_status(
+        status, code=code, retry_after=_retry_after(retry_after_header, status),
+        method=method, path=path,
+    )
+
+
+def error_from_status(
+    status: Status,
+    *,
+    code: int | None = None,
+    retry_after: float | None = None,
+    method: str = "",
+    path: str = "",
+) -> ApiError:
+    """The typed :class:`ApiError` for a ``Status`` (from an answer, or from a watch's
+    ERROR event): the class from the code and reason, ``retry_after`` from the Status's
+    ``retryAfterSeconds`` unless given."""
+    code = code if code is not None else (status.code or 500)
+    if retry_after is None:
+        retry_after = _retry_after(None, status)
     cls = error_class(code, status.reason)
     return cls(status, code=code, retry_after=retry_after, method=method, path=path)
 
 
 def _retry_after(header: str | None, status: Status) -> float | None:
+    """Seconds the server asked us to wait, if it asked sensibly: a negative, infinite or
+    unparsable value is ignored (the caller's backoff applies, which also caps it)."""
     if header:
         try:
-            return max(0.0, float(header.strip()))
+            value = float(header.strip())
         except ValueError:
-            pass  # an HTTP date: rare from API servers; fall back to the Status
+            value = -1.0  # an HTTP date: rare from API servers; fall back to the Status
+        if math.isfinite(value) and value >= 0:
+            return value
     details = status.details
     if details is not None and details.retry_after_seconds is not None:
-        return float(details.retry_after_seconds)
+        seconds = details.retry_after_seconds
+        if seconds >= 0:
+            return float(seconds)
     return None

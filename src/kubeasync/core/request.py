@@ -9,24 +9,32 @@ built request without a server, as kube-rs does with ``kube-core``'s ``Request``
 
 from __future__ import annotations
 
-import builtins
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
 
 import msgspec
 
-from ..core.selectors import render_field_selector, render_label_selector
 from .descriptor import ResourceDescriptor
-from .names import validate_name, validate_namespace
+from .names import quote_segment, validate_name, validate_namespace
+from .params import (
+    DeleteParams,
+    GetParams,
+    ListParams,
+    PatchParams,
+    PatchType,
+    Query,
+    WatchParams,
+    WriteParams,
+)
 
 __all__ = [
     "JSON",
-    "PatchType",
-    "PropagationPolicy",
     "Request",
     "RequestBuilder",
+    "encode_object",
+    "encode_patch",
 ]
 
 ObjT = TypeVar("ObjT")
@@ -34,32 +42,10 @@ ListT = TypeVar("ListT")
 
 JSON = "application/json"
 
-
-class PatchType(str, enum.Enum):
-    """The patch flavours the API server accepts, by their exact content type."""
-
-    JSON = "application/json-patch+json"
-    """RFC 6902 JSON Patch: a list of ``{"op", "path", "value"}`` operations."""
-    MERGE = "application/merge-patch+json"
-    """RFC 7386 JSON Merge Patch: a partial object; ``None`` deletes a key; lists are replaced."""
-    STRATEGIC = "application/strategic-merge-patch+json"
-    """Kubernetes strategic merge: like MERGE, but lists such as containers merge by key.
-    Built-in kinds only (not CRDs)."""
-    APPLY = "application/apply-patch+yaml"
-    """Server-side apply: the full intent of ``field_manager``; needs ``field_manager``."""
-
-
-class PropagationPolicy(str, enum.Enum):
-    """What happens to an object's dependents when it is deleted."""
-
-    ORPHAN = "Orphan"
-    BACKGROUND = "Background"
-    FOREGROUND = "Foreground"
-
-
-_PROPAGATION_POLICIES = {p.value for p in PropagationPolicy}
-_PRECONDITION_KEYS = {"uid": "uid", "resource_version": "resourceVersion",
-                      "resourceVersion": "resourceVersion"}
+_GET = GetParams()
+_LIST = ListParams()
+_WRITE = WriteParams()
+_DELETE = DeleteParams()
 
 
 @dataclass(frozen=True)
@@ -78,7 +64,7 @@ class Request:
 
     method: str
     path: str
-    query: tuple[tuple[str, str], ...] = ()
+    query: Query = ()
     headers: Mapping[str, str] = field(default_factory=lambda: {"Accept": JSON})
     body: bytes | None = None
     idempotent: bool = True
@@ -88,34 +74,17 @@ class Request:
         """Path and query string, for messages and logs."""
         if not self.query:
             return self.path
-        from urllib.parse import urlencode
-
         return f"{self.path}?{urlencode(self.query)}"
 
 
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _int(value: object, argument: str, *, minimum: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{argument} must be an int, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{argument} must be >= {minimum}, got {value}")
-    return str(value)
-
-
-def _str(value: object, argument: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{argument} must be a non-empty str, got {value!r}")
-    return value
-
-
 class RequestBuilder(Generic[ObjT, ListT]):
-    """Builds every request for one resource descriptor.
+    """Builds every core-verb request for one resource descriptor.
 
-    ``namespace`` arguments here are already resolved: a str for namespaced calls, or
-    ``None`` for cluster-scoped resources and for list/watch across all namespaces.
+    ``namespace`` arguments here are already resolved by
+    :meth:`~kubeasync.core.descriptor.ResourceDescriptor.namespace_for`: a str for
+    namespaced calls, ``None`` for cluster-scoped resources and for calls across all
+    namespaces. Each verb takes its params object (:mod:`kubeasync.core.params`), whose
+    query was rendered and checked when it was built.
     """
 
     def __init__(self, descriptor: ResourceDescriptor[ObjT, ListT]) -> None:
@@ -123,25 +92,26 @@ class RequestBuilder(Generic[ObjT, ListT]):
 
     # ----------------------------------------------------------------- paths
 
-    def _namespace(self, namespace: str | None, *, collection: bool = False) -> str | None:
+    def collection_path(self, namespace: str | None, *, all_namespaces_ok: bool) -> str:
         d = self.descriptor
-        if not d.namespaced:
-            if namespace is not None:
-                raise ValueError(f"{d.plural} are cluster-scoped: namespace must not be given")
-            return None
-        if namespace is None:
-            if collection:
-                return None
+        if d.namespaced and namespace is None and not all_namespaces_ok:
             raise ValueError(f"{d.plural} are namespaced: a namespace is required")
-        return validate_namespace(namespace)
+        if not d.namespaced and namespace is not None:
+            raise ValueError(f"{d.plural} are cluster-scoped: namespace must not be given")
+        if namespace is not None:
+            validate_namespace(namespace)
+        return d.collection_path(namespace)
 
-    def _object_path(self, name: str, namespace: str | None, subresource: str | None) -> str:
+    def object_path(self, name: str, namespace: str | None, subresource: str | None = None) -> str:
         d = self.descriptor
         if subresource is not None and not d.has_subresource(subresource):
             raise ValueError(f"{d.plural} have no {subresource!r} subresource")
-        return d.object_path(validate_name(name), self._namespace(namespace), subresource)
+        path = self.collection_path(namespace, all_namespaces_ok=False)
+        return f"{path}/{quote_segment(validate_name(name))}" + (
+            f"/{subresource}" if subresource else ""
+        )
 
-    def _require(self, verb: str) -> None:
+    def require(self, verb: str) -> None:
         if not self.descriptor.supports(verb):
             raise ValueError(f"{self.descriptor.plural} do not support {verb!r}")
 
@@ -151,319 +121,86 @@ class RequestBuilder(Generic[ObjT, ListT]):
         self,
         name: str,
         namespace: str | None,
+        params: GetParams = _GET,
         *,
         subresource: str | None = None,
-        resource_version: str | None = None,
     ) -> Request:
-        self._require("get")
-        query = []
-        if resource_version is not None:
-            query.append(("resourceVersion", _str_or_zero(resource_version)))
-        return Request("GET", self._object_path(name, namespace, subresource), tuple(query))
+        self.require("get")
+        return Request("GET", self.object_path(name, namespace, subresource), params.query)
 
-    def list(
-        self,
-        namespace: str | None,
-        *,
-        label_selector: object = None,
-        field_selector: object = None,
-        limit: int | None = None,
-        continue_: str | None = None,
-        resource_version: str | None = None,
-        resource_version_match: str | None = None,
-        timeout_seconds: int | None = None,
-    ) -> Request:
-        self._require("list")
-        query = self._selectors(label_selector, field_selector)
-        if limit is not None:
-            query.append(("limit", _int(limit, "limit", minimum=1)))
-        if continue_ is not None:
-            query.append(("continue", _str(continue_, "continue_")))
-        if resource_version is not None:
-            query.append(("resourceVersion", _str_or_zero(resource_version)))
-        if resource_version_match is not None:
-            if resource_version is None:
-                raise ValueError("resource_version_match needs resource_version")
-            query.append(("resourceVersionMatch", _match(resource_version_match)))
-        if timeout_seconds is not None:
-            query.append(("timeoutSeconds", _int(timeout_seconds, "timeout_seconds", minimum=0)))
-        path = self.descriptor.collection_path(self._namespace(namespace, collection=True))
-        return Request("GET", path, tuple(query))
+    def list(self, namespace: str | None, params: ListParams = _LIST) -> Request:
+        self.require("list")
+        return Request("GET", self.collection_path(namespace, all_namespaces_ok=True),
+                       params.query)
 
-    def watch(
-        self,
-        namespace: str | None,
-        *,
-        label_selector: object = None,
-        field_selector: object = None,
-        resource_version: str | None = None,
-        resource_version_match: str | None = None,
-        timeout_seconds: int | None = None,
-        allow_bookmarks: bool = True,
-        send_initial_events: bool = False,
-    ) -> Request:
-        self._require("watch")
-        query = [("watch", "true"), *self._selectors(label_selector, field_selector)]
-        if resource_version is not None:
-            query.append(("resourceVersion", _str_or_zero(resource_version)))
-        if resource_version_match is not None:
-            query.append(("resourceVersionMatch", _match(resource_version_match)))
-        if timeout_seconds is not None:
-            query.append(("timeoutSeconds", _int(timeout_seconds, "timeout_seconds", minimum=0)))
-        if allow_bookmarks:
-            query.append(("allowWatchBookmarks", "true"))
-        if send_initial_events:
-            query.append(("sendInitialEvents", "true"))
-        path = self.descriptor.collection_path(self._namespace(namespace, collection=True))
-        return Request("GET", path, tuple(query))
+    def watch(self, namespace: str | None, params: WatchParams) -> Request:
+        self.require("watch")
+        return Request("GET", self.collection_path(namespace, all_namespaces_ok=True),
+                       params.query)
 
-    def create(
-        self,
-        namespace: str | None,
-        body: bytes,
-        *,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-    ) -> Request:
-        self._require("create")
-        path = self.descriptor.collection_path(self._namespace(namespace))
-        query = _write_query(dry_run, field_manager)
+    def create(self, namespace: str | None, body: bytes, params: WriteParams = _WRITE) -> Request:
+        self.require("create")
+        path = self.collection_path(namespace, all_namespaces_ok=False)
         # A POST that reached the server may have created the object: never blind-retry it.
-        return Request("POST", path, query, _json_headers(JSON), body, idempotent=False)
+        return Request("POST", path, params.query, _json_headers(JSON), body, idempotent=False)
 
     def replace(
         self,
         name: str,
         namespace: str | None,
         body: bytes,
+        params: WriteParams = _WRITE,
         *,
         subresource: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
     ) -> Request:
-        self._require("update")
-        path = self._object_path(name, namespace, subresource)
-        query = _write_query(dry_run, field_manager)
-        return Request("PUT", path, query, _json_headers(JSON), body)
+        self.require("update")
+        path = self.object_path(name, namespace, subresource)
+        return Request("PUT", path, params.query, _json_headers(JSON), body)
 
     def patch(
         self,
         name: str,
         namespace: str | None,
         body: bytes,
-        patch_type: PatchType,
+        params: PatchParams,
         *,
         subresource: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        force: bool | None = None,
     ) -> Request:
-        self._require("patch")
-        patch_type = coerce_patch_type(patch_type)
-        if patch_type is PatchType.APPLY and not field_manager:
-            raise ValueError("field_manager is required for server-side apply (PatchType.APPLY)")
-        if force is not None and patch_type is not PatchType.APPLY:
-            raise ValueError("force only applies to server-side apply (PatchType.APPLY)")
-        path = self._object_path(name, namespace, subresource)
-        query = list(_write_query(dry_run, field_manager))
-        if force is not None:
-            query.append(("force", _bool(force)))
+        self.require("patch")
+        path = self.object_path(name, namespace, subresource)
         # JSON Patch operations such as "add to a list" change the result when repeated.
         return Request(
             "PATCH",
             path,
-            tuple(query),
-            _json_headers(patch_type.value),
+            params.query,
+            _json_headers(params.patch_type.value),
             body,
-            idempotent=patch_type is not PatchType.JSON,
+            idempotent=params.patch_type is not PatchType.JSON,
         )
 
-    def delete(
-        self,
-        name: str,
-        namespace: str | None,
-        *,
-        grace_period_seconds: int | None = None,
-        propagation_policy: str | None = None,
-        preconditions: Mapping[str, str] | None = None,
-        dry_run: bool = False,
-    ) -> Request:
-        self._require("delete")
-        path = self._object_path(name, namespace, None)
-        options = delete_options(
-            grace_period_seconds=grace_period_seconds,
-            propagation_policy=propagation_policy,
-            preconditions=preconditions,
-            dry_run=dry_run,
-        )
-        headers = _json_headers(JSON) if options is not None else {"Accept": JSON}
-        return Request("DELETE", path, (), headers, options)
+    def delete(self, name: str, namespace: str | None, params: DeleteParams = _DELETE) -> Request:
+        self.require("delete")
+        path = self.object_path(name, namespace, None)
+        return _delete_request(path, (), params)
 
     def delete_collection(
-        self,
-        namespace: str | None,
-        *,
-        label_selector: object = None,
-        field_selector: object = None,
-        grace_period_seconds: int | None = None,
-        propagation_policy: str | None = None,
-        dry_run: bool = False,
+        self, namespace: str | None, selectors: ListParams, params: DeleteParams = _DELETE
     ) -> Request:
-        self._require("deletecollection")
-        query = self._selectors(label_selector, field_selector)
-        path = self.descriptor.collection_path(self._namespace(namespace))
-        options = delete_options(
-            grace_period_seconds=grace_period_seconds,
-            propagation_policy=propagation_policy,
-            preconditions=None,
-            dry_run=dry_run,
-        )
-        headers = _json_headers(JSON) if options is not None else {"Accept": JSON}
-        return Request("DELETE", path, tuple(query), headers, options)
-
-    def logs(
-        self,
-        name: str,
-        namespace: str | None,
-        *,
-        container: str | None = None,
-        follow: bool = False,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        since_time: str | None = None,
-        timestamps: bool = False,
-        previous: bool = False,
-        limit_bytes: int | None = None,
-    ) -> Request:
-        path = self._object_path(name, namespace, "log")
-        query: builtins.list[tuple[str, str]] = []
-        if container is not None:
-            query.append(("container", validate_name(container, "container")))
-        if follow:
-            query.append(("follow", "true"))
-        if tail_lines is not None:
-            query.append(("tailLines", _int(tail_lines, "tail_lines", minimum=0)))
-        if since_seconds is not None and since_time is not None:
-            raise ValueError("give since_seconds or since_time, not both")
-        if since_seconds is not None:
-            query.append(("sinceSeconds", _int(since_seconds, "since_seconds", minimum=1)))
-        if since_time is not None:
-            query.append(("sinceTime", _str(since_time, "since_time")))
-        if timestamps:
-            query.append(("timestamps", "true"))
-        if previous:
-            query.append(("previous", "true"))
-        if limit_bytes is not None:
-            query.append(("limitBytes", _int(limit_bytes, "limit_bytes", minimum=1)))
-        return Request("GET", path, tuple(query), {"Accept": "*/*"})
-
-    # ----------------------------------------------------------------- parts
-
-    @staticmethod
-    def _selectors(
-        label_selector: object, field_selector: object
-    ) -> builtins.list[tuple[str, str]]:
-        query: builtins.list[tuple[str, str]] = []
-        if label_selector is not None:
-            rendered = render_label_selector(label_selector)
-            if rendered:
-                query.append(("labelSelector", rendered))
-        if field_selector is not None:
-            rendered = render_field_selector(field_selector)
-            if rendered:
-                query.append(("fieldSelector", rendered))
-        return query
+        """One DELETE of the collection: only for resources whose verbs include
+        ``deletecollection`` (``ResourceApi.delete_collection`` lists and deletes one
+        by one for the others)."""
+        self.require("deletecollection")
+        path = self.collection_path(namespace, all_namespaces_ok=False)
+        return _delete_request(path, selectors.query, params)
 
 
-def coerce_patch_type(patch_type: object) -> PatchType:
-    """Accept a :class:`PatchType`, its name (``"merge"``) or its content type."""
-    if isinstance(patch_type, PatchType):
-        return patch_type
-    if isinstance(patch_type, str):
-        for member in PatchType:
-            if patch_type.lower() in (member.name.lower(), member.value):
-                return member
-    choices = ", ".join(f"PatchType.{m.name}" for m in PatchType)
-    raise ValueError(f"patch_type must be one of {choices}, got {patch_type!r}")
-
-
-def _str_or_zero(resource_version: object) -> str:
-    if not isinstance(resource_version, str):
-        raise ValueError(
-            f"resource_version must be a str (resourceVersions are opaque), got {resource_version!r}"
-        )
-    return resource_version
-
-
-def _match(value: object) -> str:
-    if value not in ("Exact", "NotOlderThan"):
-        raise ValueError(f"resource_version_match must be 'Exact' or 'NotOlderThan', got {value!r}")
-    return str(value)
+def _delete_request(path: str, query: Query, params: DeleteParams) -> Request:
+    headers = _json_headers(JSON) if params.body is not None else {"Accept": JSON}
+    return Request("DELETE", path, query, headers, params.body)
 
 
 def _json_headers(content_type: str) -> dict[str, str]:
     return {"Accept": JSON, "Content-Type": content_type}
-
-
-def _write_query(dry_run: bool, field_manager: str | None) -> tuple[tuple[str, str], ...]:
-    query = []
-    if dry_run:
-        query.append(("dryRun", "All"))
-    if field_manager is not None:
-        query.append(("fieldManager", _str(field_manager, "field_manager")))
-    return tuple(query)
-
-
-def delete_options(
-    *,
-    grace_period_seconds: int | None,
-    propagation_policy: str | None,
-    preconditions: Mapping[str, str] | None,
-    dry_run: bool,
-) -> bytes | None:
-    """The encoded DeleteOptions body, or ``None`` when every option is at its default."""
-    options: dict[str, Any] = {}
-    if grace_period_seconds is not None:
-        options["gracePeriodSeconds"] = int(
-            _int(grace_period_seconds, "grace_period_seconds", minimum=0)
-        )
-    if propagation_policy is not None:
-        policy = (
-            propagation_policy.value
-            if isinstance(propagation_policy, PropagationPolicy)
-            else propagation_policy
-        )
-        if policy not in _PROPAGATION_POLICIES:
-            raise ValueError(
-                "propagation_policy must be one of "
-                f"{', '.join(sorted(_PROPAGATION_POLICIES))}, got {propagation_policy!r}"
-            )
-        options["propagationPolicy"] = policy
-    if preconditions is not None:
-        options["preconditions"] = _preconditions(preconditions)
-    if dry_run:
-        options["dryRun"] = ["All"]
-    if not options:
-        return None
-    return msgspec.json.encode({"kind": "DeleteOptions", "apiVersion": "v1", **options})
-
-
-def _preconditions(preconditions: object) -> dict[str, str]:
-    if isinstance(preconditions, msgspec.Struct):
-        preconditions = msgspec.to_builtins(preconditions)
-    if not isinstance(preconditions, Mapping) or not preconditions:
-        raise ValueError(
-            "preconditions must be a non-empty mapping with 'uid' and/or 'resourceVersion'"
-        )
-    result = {}
-    for key, value in preconditions.items():
-        wire = _PRECONDITION_KEYS.get(key)
-        if wire is None:
-            raise ValueError(
-                f"preconditions: unknown key {key!r} (use 'uid' and/or 'resourceVersion')"
-            )
-        result[wire] = _str(value, f"preconditions[{key!r}]")
-    return result
 
 
 def json_patch_operations(patch: object) -> Sequence[Mapping[str, Any]]:

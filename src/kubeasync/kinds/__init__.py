@@ -4,8 +4,18 @@ embedded API server serves every row."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..api.capabilities import (
+    AttachApi,
+    EvictionApi,
+    ExecApi,
+    LogApi,
+    PortForwardApi,
+    StatusApi,
+    combination,
+)
+from ..api.resource import ResourceApi
 from ..core.descriptor import ALL_VERBS, ResourceDescriptor
 
 if TYPE_CHECKING:
@@ -25,6 +35,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ATTRIBUTES",
     "BUILTIN_RESOURCES",
     "CONFIG_MAPS",
     "JOBS",
@@ -32,7 +43,13 @@ __all__ = [
     "PERSISTENT_VOLUME_CLAIMS",
     "PODS",
     "SERVICES",
+    "KindAttributes",
+    "PodApi",
+    "descriptor_for_model",
 ]
+
+T = TypeVar("T")
+L = TypeVar("L")
 
 _CORE = "kubeasync.models"
 
@@ -42,7 +59,7 @@ PODS: ResourceDescriptor[Pod, PodList] = ResourceDescriptor(
     plural="pods",
     model=f"{_CORE}:Pod",
     list_model=f"{_CORE}:PodList",
-    subresources={"status", "log", "eviction"},
+    subresources={"status", "log", "eviction", "exec", "attach", "portforward"},
     short_names=("po",),
     attribute="pods",
 )
@@ -111,3 +128,34 @@ BUILTIN_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
     CONFIG_MAPS,
 )
 """Every resource with a :class:`~kubeasync.Client` attribute and a route in the embedded server."""
+
+ATTRIBUTES: dict[str, ResourceDescriptor[Any, Any]] = {
+    d.attribute: d for d in BUILTIN_RESOURCES if d.attribute
+}
+"""The Client attribute of each built-in resource that has one."""
+
+
+def descriptor_for_model(model: type[Any]) -> ResourceDescriptor[Any, Any] | None:
+    """The built-in row whose objects decode into ``model``, if any."""
+    for descriptor in BUILTIN_RESOURCES:
+        if descriptor.model is model:
+            return descriptor
+    return None
+
+
+@combination
+class PodApi(LogApi[T, L], EvictionApi[T, L], StatusApi[T, L], ExecApi[T, L], AttachApi[T, L],
+             PortForwardApi[T, L]):
+    """The API of pods: the core verbs, status, logs, eviction, exec, attach and
+    port-forward."""
+
+
+class KindAttributes:
+    """The typed Client attributes of the built-in resources (made on first use)."""
+
+    pods: PodApi[Pod, PodList]
+    jobs: StatusApi[Job, JobList]
+    services: StatusApi[Service, ServiceList]
+    persistent_volume_claims: StatusApi[PersistentVolumeClaim, PersistentVolumeClaimList]
+    namespaces: StatusApi[Namespace, NamespaceList]
+    config_maps: ResourceApi[ConfigMap, ConfigMapList]

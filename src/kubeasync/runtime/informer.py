@@ -6,7 +6,7 @@
         async for change in pods.changes():
             change.type, change.object, change.old      # "added" | "updated" | "deleted"
 
-One :class:`~kubeasync.watch.Watcher` feeds one store; any number of consumers read the
+One :class:`~kubeasync.Watcher` feeds one :class:`~kubeasync.runtime.store.Store`; any number of consumers read the
 store and iterate :meth:`Informer.changes`. ``api.informer(...)`` with the same arguments
 on the same client returns the same informer, so a process keeps one watch per
 collection however many components read it.
@@ -57,29 +57,23 @@ import builtins
 import collections
 import logging
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from ..core.descriptor import ResourceDescriptor
 from ..core.errors import KubeError
-from ..core.names import validate_name, validate_namespace
-from ..core.selectors import parse_label_selector, render_field_selector, render_label_selector
-from ..streams.watch import (
-    DEFAULT_MAX_LINE_BYTES,
-    Backoff,
-    DeletedEvent,
-    Watcher,
-    WatcherStats,
-    WatchEvent,
-    _dict_identity,
-    _positive_int,
-    _struct_identity,
-)
+from ..core.names import validate_name
+from ..core.objects import Key, accessor_for
+from ..core.params import WatcherConfig
+from ..core.selectors import parse_label_selector
+from ..streams.events import Event
+from .store import Change, ChangeType, IndexFunc, Store
+from .watcher import ServerFeatures, Watcher, WatcherStats
 
 if TYPE_CHECKING:
-    from ..core.descriptor import ResourceDescriptor
-    from ..transport.session import Session
+    from ..transport.policy import Session
 
 __all__ = [
     "DEFAULT_MAX_QUEUE",
@@ -89,21 +83,13 @@ __all__ = [
     "ChangesLagged",
     "IndexFunc",
     "Informer",
+    "InformerRegistry",
     "drop_managed_fields",
 ]
 
 T = TypeVar("T")
 
 log = logging.getLogger("kubeasync.informer")
-
-Key = tuple[str, str]
-"""``(namespace, name)``; the namespace is ``""`` for cluster-scoped objects."""
-
-ChangeType = Literal["added", "updated", "deleted"]
-
-IndexFunc = Callable[[T], Iterable[str]]
-"""An index function: the index values of an object (a list of str, possibly empty), as
-client-go's ``IndexFunc``."""
 
 DEFAULT_MAX_QUEUE = 10_000
 """Batches a ``changes()`` consumer may have waiting before it counts as lagged."""
@@ -116,30 +102,6 @@ class ChangesLagged(KubeError):
     (as ``added``) and the changes from then on. Objects the consumer knew that are not in
     that replay were deleted while it lagged.
     """
-
-
-class Change(msgspec.Struct, Generic[T], frozen=True, gc=False):
-    """One change of an informer's store.
-
-    Attributes:
-        type: ``"added"``, ``"updated"`` or ``"deleted"``.
-        object: the new state; for ``"deleted"`` the last state.
-        old: for ``"updated"`` the state before; ``None`` otherwise.
-        key: ``(namespace, name)`` (``""`` as namespace for cluster-scoped objects).
-    """
-
-    type: ChangeType
-    object: T
-    old: T | None
-    key: Key
-
-    @property
-    def namespace(self) -> str | None:
-        return self.key[0] or None
-
-    @property
-    def name(self) -> str:
-        return self.key[1]
 
 
 def drop_managed_fields(obj: T) -> T:
@@ -163,49 +125,6 @@ def drop_managed_fields(obj: T) -> T:
         meta = msgspec.structs.replace(meta, managed_fields=None)
         return msgspec.structs.replace(obj, metadata=meta)  # type: ignore[type-var]
     return obj
-
-
-def _labels(obj: Any) -> Mapping[str, str] | None:
-    if isinstance(obj, dict):
-        labels: Mapping[str, str] | None = (obj.get("metadata") or {}).get("labels")
-        return labels
-    meta = obj.metadata
-    return meta.labels if meta is not None else None
-
-
-class _Index(Generic[T]):
-    __slots__ = ("fn", "name", "values")
-
-    def __init__(self, name: str, fn: IndexFunc[T]) -> None:
-        self.name = name
-        self.fn = fn
-        self.values: dict[str, set[Key]] = {}
-
-    def values_of(self, obj: T) -> set[str]:
-        result = self.fn(obj)
-        if isinstance(result, str):
-            raise TypeError(
-                f"index function {self.name!r} returned the str {result!r};"
-                " it must return a list of str (e.g. [value])"
-            )
-        values = set(result)
-        for value in values:
-            if not isinstance(value, str):
-                raise TypeError(
-                    f"index function {self.name!r} returned {value!r}: index values are str"
-                )
-        return values
-
-    def update(self, key: Key, old: T | None, new: T | None) -> None:
-        before = self.values_of(old) if old is not None else set()
-        after = self.values_of(new) if new is not None else set()
-        for value in before - after:
-            keys = self.values[value]
-            keys.discard(key)
-            if not keys:
-                del self.values[value]
-        for value in after - before:
-            self.values.setdefault(value, set()).add(key)
 
 
 class _Consumer(Generic[T]):
@@ -266,55 +185,51 @@ class Informer(Generic[T]):
         descriptor: the resource.
         namespace: the namespace watched, or ``None`` for all namespaces (and for
             cluster-scoped resources).
-        label_selector, field_selector: the server-side selectors, as strings (or None).
-        transform: applied to every object before it is stored (see
-            :func:`drop_managed_fields`).
+        config: the :class:`~kubeasync.core.params.WatcherConfig` of its watch.
     """
 
     def __init__(
         self,
         session: Session,
         descriptor: ResourceDescriptor[T, Any],
+        namespace: str | None,
+        config: WatcherConfig[T],
         *,
-        namespace: str | None = None,
-        label_selector: object = None,
-        field_selector: object = None,
-        transform: Callable[[T], T] | None = None,
-        send_initial_events: bool | None = None,
-        timeout_seconds: int = 300,
-        idle_timeout: float | None = None,
-        page_size: int = 500,
-        backoff: Backoff | None = None,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        features: ServerFeatures | None = None,
+        registry: InformerRegistry | None = None,
     ) -> None:
+        if config.bookmarks:
+            # The informer reads batches; bookmarks only move the checkpoint.
+            config = WatcherConfig(**{**_fields(config), "bookmarks": False})
         self._session = session
         self.descriptor = descriptor
-        self._watch_options: dict[str, Any] = {
-            "namespace": namespace,
-            "label_selector": label_selector,
-            "field_selector": field_selector,
-            "transform": transform,
-            "send_initial_events": send_initial_events,
-            "timeout_seconds": timeout_seconds,
-            "idle_timeout": idle_timeout,
-            "page_size": page_size,
-            "backoff": backoff,
-            "max_line_bytes": max_line_bytes,
-        }
-        probe = self._new_watcher()  # checks every option now, before anything runs
-        self.namespace = probe.namespace
-        self.label_selector = probe.label_selector
-        self.field_selector = probe.field_selector
-        self.transform = transform
-        self._identity = _dict_identity if descriptor.model is dict else _struct_identity
-        self._store: dict[Key, T] = {}
-        self._indexes: dict[str, _Index[T]] = {}
+        self.namespace = namespace
+        self.config = config
+        self._features = features if features is not None else ServerFeatures()
+        self._new_watcher()  # checks the scope now, before anything runs
+        self._store: Store[T] = Store(accessor_for(descriptor.model))
+        self._access = accessor_for(descriptor.model)
         self._starts = 0
         self._run: _Run[T] | None = None
-        self._registry: _Registry | None = None
+        self._registry = registry
+
+    @property
+    def label_selector(self) -> str | None:
+        selector: str | None = self.config.label_selector
+        return selector
+
+    @property
+    def field_selector(self) -> str | None:
+        selector: str | None = self.config.field_selector
+        return selector
+
+    @property
+    def transform(self) -> Any:
+        return self.config.transform
 
     def _new_watcher(self) -> Watcher[T]:
-        return Watcher(self._session, self.descriptor, bookmarks=False, **self._watch_options)
+        return Watcher(self._session, self.descriptor, self.namespace, self.config,
+                       features=self._features)
 
     def __repr__(self) -> str:
         scope = f"namespace={self.namespace!r}" if self.namespace else "all namespaces"
@@ -332,7 +247,7 @@ class Informer(Generic[T]):
             state = "synced" if self._run.synced else "syncing"
         return (
             f"<Informer {self.descriptor.plural} {scope}{selectors} {state},"
-            f" {len(self._store)} objects>"
+            f" {len(self._store.objects)} objects>"
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -347,8 +262,6 @@ class Informer(Generic[T]):
         if self._run is None:
             loop = asyncio.get_running_loop()
             self._store.clear()
-            for index in self._indexes.values():
-                index.values.clear()
             run: _Run[T] = _Run(self._new_watcher())
             run.task = loop.create_task(self._main(run), name=repr(self))
             self._run = run
@@ -450,34 +363,10 @@ class Informer(Generic[T]):
         finally:
             run.finish()
 
-    def _apply(self, run: _Run[T], batch: builtins.list[WatchEvent[T]]) -> None:
-        """Apply one batch to the store, the indexes and the consumers' queues.
-
-        Synchronous on purpose: nothing else runs until the whole batch is applied.
-        """
-        store = self._store
-        indexes = self._indexes.values()
-        identity = self._identity
-        changes: builtins.list[Change[T]] = []
-        for event in batch:
-            obj = event.object
-            key = identity(obj)[0]
-            old = store.get(key)
-            if type(event) is DeletedEvent:
-                if old is None:
-                    continue
-                del store[key]
-                for index in indexes:
-                    index.update(key, old, None)
-                # A deletion inferred after a relist carries a tombstone: the store holds
-                # the last state anyone saw, which is the best final state there is.
-                final = old if event.final_state_unknown else obj
-                changes.append(Change("deleted", final, None, key))
-            else:
-                store[key] = obj
-                for index in indexes:
-                    index.update(key, old, obj)
-                changes.append(Change("added" if old is None else "updated", obj, old, key))
+    def _apply(self, run: _Run[T], batch: builtins.list[Event[T]]) -> None:
+        """Apply one batch to the store, its indexes and the consumers' queues, in one
+        synchronous step."""
+        changes = self._store.apply(batch)
         if changes:
             for consumer in run.consumers:
                 consumer.push(changes)
@@ -490,26 +379,16 @@ class Informer(Generic[T]):
             raise run.error
 
     def _scope(self, namespace: str | None) -> str:
-        if not self.descriptor.namespaced:
-            if namespace is not None:
-                raise ValueError(
-                    f"namespace: {self.descriptor.plural} are cluster-scoped, give no namespace"
-                )
-            return ""
-        if namespace is None:
-            if self.namespace is None:
-                raise ValueError(
-                    "namespace is required: this informer watches all namespaces"
-                )
-            return self.namespace
-        return validate_namespace(namespace)
+        if self.descriptor.namespaced and namespace is None and self.namespace is None:
+            raise ValueError("namespace is required: this informer watches all namespaces")
+        return self.descriptor.namespace_for(namespace, default=self.namespace) or ""
 
     def get(self, name: str, *, namespace: str | None = None) -> T | None:
         """The stored object, or ``None``. ``namespace`` defaults to the informer's own
         (required for an all-namespaces informer of a namespaced resource)."""
         key = (self._scope(namespace), validate_name(name))
         self._check()
-        return self._store.get(key)
+        return self._store.objects.get(key)
 
     def list(
         self, *, namespace: str | None = None, label_selector: object = None
@@ -520,15 +399,16 @@ class Informer(Generic[T]):
         selector = parse_label_selector(label_selector) if label_selector is not None else None
         prefix = self._scope(namespace) if namespace is not None else None
         self._check()
-        objects: Iterable[tuple[Key, T]] = self._store.items()
+        objects: Iterable[tuple[Key, T]] = self._store.objects.items()
         if prefix is not None:
             objects = [(key, obj) for key, obj in objects if key[0] == prefix]
         if selector is None:
             return [obj for _, obj in objects]
-        return [obj for _, obj in objects if selector.matches(_labels(obj))]
+        labels = self._access.labels
+        return [obj for _, obj in objects if selector.matches(labels(obj))]
 
     def __len__(self) -> int:
-        return len(self._store)
+        return len(self._store.objects)
 
     # ------------------------------------------------------------ indexes
 
@@ -543,26 +423,12 @@ class Informer(Generic[T]):
             raise ValueError(f"name must be a non-empty str, got {name!r}")
         if not callable(fn):
             raise ValueError(f"fn must be a callable returning a list of str, got {fn!r}")
-        existing = self._indexes.get(name)
-        if existing is not None:
-            if existing.fn is fn or existing.fn == fn:
-                return
-            raise ValueError(f"name: the index {name!r} already exists with another function")
-        index: _Index[T] = _Index(name, fn)
-        for key, obj in self._store.items():
-            index.update(key, None, obj)
-        self._indexes[name] = index
+        self._store.add_index(name, fn)
 
     def by_index(self, name: str, value: str) -> builtins.list[T]:
         """The stored objects whose index ``name`` holds ``value``, in no particular order."""
-        index = self._indexes.get(name) if isinstance(name, str) else None
-        if index is None:
-            raise ValueError(f"name: there is no index {name!r}; add it with add_index()")
-        if not isinstance(value, str):
-            raise ValueError(f"value must be a str, got {value!r}")
         self._check()
-        store = self._store
-        return [store[key] for key in index.values.get(value, ())]
+        return self._store.by_index(name, value)
 
     # ------------------------------------------------------------ changes
 
@@ -577,7 +443,9 @@ class Informer(Generic[T]):
         """
         if not isinstance(replay, bool):
             raise ValueError(f"replay must be a bool, got {replay!r}")
-        return ChangeStream(self, replay, _positive_int(max_queue, "max_queue"))
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise ValueError(f"max_queue must be an int >= 1, got {max_queue!r}")
+        return ChangeStream(self, replay, max_queue)
 
 
 class ChangeStream(Generic[T]):
@@ -621,10 +489,10 @@ class ChangeStream(Generic[T]):
 
     def _subscribe(self, run: _Run[T]) -> _Consumer[T]:
         consumer: _Consumer[T] = _Consumer(self._max_queue)
-        store = self._informer._store
-        if self._replay and store:
+        objects = self._informer._store.objects
+        if self._replay and objects:
             consumer.batches.append(
-                [Change("added", obj, None, key) for key, obj in store.items()]
+                [Change("added", obj, None, key) for key, obj in objects.items()]
             )
         run.consumers.add(consumer)
         self._run, self._consumer = run, consumer
@@ -676,8 +544,8 @@ class ChangeStream(Generic[T]):
 # --------------------------------------------------------------------------- sharing
 
 
-class _Registry:
-    """The informers of one session: one per distinct set of arguments."""
+class InformerRegistry:
+    """The informers of one client: one per resource, namespace and watcher config."""
 
     def __init__(self) -> None:
         # Weak: an informer nobody holds and that is not running may go away.
@@ -686,67 +554,31 @@ class _Registry:
         )
         self.running: set[Informer[Any]] = set()
 
+    def get(
+        self,
+        session: Session,
+        descriptor: ResourceDescriptor[T, Any],
+        namespace: str | None,
+        config: WatcherConfig[T],
+        features: ServerFeatures,
+    ) -> Informer[T]:
+        """The informer for these arguments, created on first use (selectors compare in
+        their rendered form, the transform by identity, everything else by value)."""
+        key: Hashable = (descriptor, namespace, config)
+        informer: Informer[T] | None = self.informers.get(key)
+        if informer is None:
+            informer = Informer(session, descriptor, namespace, config,
+                                features=features, registry=self)
+            self.informers[key] = informer
+        return informer
 
-_REGISTRIES: weakref.WeakKeyDictionary[Session, _Registry] = weakref.WeakKeyDictionary()
-
-
-def shared_informer(
-    session: Session,
-    descriptor: ResourceDescriptor[T, Any],
-    *,
-    namespace: str | None,
-    label_selector: object = None,
-    field_selector: object = None,
-    transform: Callable[[T], T] | None = None,
-    send_initial_events: bool | None = None,
-    timeout_seconds: int = 300,
-    idle_timeout: float | None = None,
-    page_size: int = 500,
-    backoff: Backoff | None = None,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> Informer[T]:
-    """The session's informer for these arguments, created on first use.
-
-    Selectors are compared in their rendered form (``{"app": "web"}`` and ``"app=web"``
-    share), the transform by identity; every other argument by value.
-    """
-    labels = render_label_selector(label_selector) or None if label_selector is not None else None
-    fields = render_field_selector(field_selector) or None if field_selector is not None else None
-    options: dict[str, Any] = {
-        "namespace": namespace,
-        "label_selector": labels,
-        "field_selector": fields,
-        "transform": transform,
-        "send_initial_events": send_initial_events,
-        "timeout_seconds": timeout_seconds,
-        "idle_timeout": idle_timeout,
-        "page_size": page_size,
-        "backoff": backoff,
-        "max_line_bytes": max_line_bytes,
-    }
-    try:
-        key: Hashable = (descriptor, *options.items())
-        hash(key)
-    except TypeError:
-        raise ValueError(
-            "transform and backoff must be hashable to share an informer"
-        ) from None
-    registry = _REGISTRIES.get(session)
-    if registry is None:
-        registry = _REGISTRIES[session] = _Registry()
-    informer = registry.informers.get(key)
-    if informer is None:
-        informer = Informer(session, descriptor, **options)
-        informer._registry = registry
-        registry.informers[key] = informer
-    return informer
+    async def stop_all(self) -> None:
+        """Stop every running informer, whatever its start count (the client's
+        ``close()`` calls it before closing the connections)."""
+        for informer in list(self.running):
+            await informer._shutdown()
 
 
-async def stop_informers(session: Session) -> None:
-    """Stop every running informer of the session, whatever its start count (the
-    client's ``close()`` calls it before closing the connections)."""
-    registry = _REGISTRIES.get(session)
-    if registry is None:
-        return
-    for informer in list(registry.running):
-        await informer._shutdown()
+def _fields(config: WatcherConfig[Any]) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in config.__dataclass_fields__
+            if config.__dataclass_fields__[name].init}

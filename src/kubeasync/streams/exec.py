@@ -15,9 +15,10 @@ WebSocket (kubernetes#89899): what has arrived is kept, what the command writes 
 and its exit status are lost, and :meth:`ExecProcess.wait` raises
 :class:`ExitStatusUnknown` (with the output received) instead of guessing.
 
-The transport is anything with ``connect_websocket(request, protocols=..., timeout=...)``
-returning a :class:`WebSocket` (the session carries auth, TLS, proxy and impersonation,
-and raises the typed :class:`~kubeasync.ApiError` when the server refuses the upgrade).
+The transport is the client's session (``connect_websocket``: it carries auth, TLS, proxy
+and impersonation, and raises the typed :class:`~kubeasync.ApiError` when the server
+refuses the upgrade). The requests are built by :mod:`kubeasync.api.capabilities.exec`
+and :mod:`~kubeasync.api.capabilities.attach`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..core.descriptor import ResourceDescriptor
 from ..core.errors import RequestTimeout, StreamError
-from ..core.names import validate_name
 from ..core.request import Request
+from ..transport.base import WebSocket
 from . import channel
 from .channel import EXEC_PROTOCOLS, Channel, ExitStatus
 
@@ -43,97 +43,19 @@ __all__ = [
     "ExecStdin",
     "ExitStatusUnknown",
     "OutputStream",
-    "WebSocket",
     "WebSocketConnector",
-    "attach_request",
-    "exec_request",
     "run_exec",
 ]
 
 STDIN_CHUNK = 128 * 1024  # bytes per stdin message
 
 
-class WebSocket(Protocol):
-    """What the transport hands out for an upgraded connection."""
-
-    @property
-    def protocol(self) -> str | None: ...
-
-    @property
-    def close_code(self) -> int | None: ...
-
-    async def send(self, data: bytes) -> None: ...
-
-    async def receive(self) -> bytes | None:
-        """The next binary message; ``None`` once the connection is closed."""
-        ...
-
-    async def close(self) -> None: ...
-
-
 class WebSocketConnector(Protocol):
-    """The transport method exec, attach and port-forward need."""
+    """What exec, attach and port-forward need of a transport: the client's
+    :class:`~kubeasync.transport.policy.Session`, or anything with its method."""
 
     async def connect_websocket(self, request: Request, *, protocols: Sequence[str],
                                 timeout: float | None = None) -> WebSocket: ...
-
-
-# ------------------------------------------------------------------ requests (no I/O)
-
-
-def _flag(value: object, argument: str) -> str:
-    if not isinstance(value, bool):
-        raise ValueError(f"{argument} must be a bool, not {type(value).__name__}")
-    return "true" if value else "false"
-
-
-def _command(command: object) -> list[str]:
-    if isinstance(command, (str, bytes)):
-        raise ValueError(f"command must be a list of str (an argv), not the {type(command).__name__}"
-                         f" {command!r}: for a shell line use ['sh', '-c', {command!r}]")
-    if not isinstance(command, Sequence) or not command:
-        raise ValueError(f"command must be a non-empty list of str, got {command!r}")
-    argv = list(command)
-    for index, word in enumerate(argv):
-        if not isinstance(word, str):
-            raise ValueError(f"command[{index}] must be a str, not {type(word).__name__}")
-    if not argv[0]:
-        raise ValueError("command[0] (the program) must not be empty")
-    return argv
-
-
-def _streams_query(container: str | None, stdin: bool, stdout: bool, stderr: bool,
-                   tty: bool) -> list[tuple[str, str]]:
-    flags = {"stdin": _flag(stdin, "stdin"), "stdout": _flag(stdout, "stdout"),
-             "stderr": _flag(stderr, "stderr"), "tty": _flag(tty, "tty")}
-    if not (stdin or stdout or stderr):
-        raise ValueError("give at least one of stdin, stdout and stderr")
-    if tty:
-        flags["stderr"] = "false"  # a terminal has one output stream
-    query = [] if container is None else [("container", validate_name(container, "container"))]
-    return query + list(flags.items())
-
-
-def exec_request(descriptor: ResourceDescriptor[object, object], name: str,
-                 namespace: str | None, command: Sequence[str], *, container: str | None = None,
-                 stdin: bool = False, stdout: bool = True, stderr: bool = True,
-                 tty: bool = False) -> Request:
-    """``GET .../pods/{name}/exec?command=...&stdin=...`` (upgraded to a WebSocket)."""
-    argv = _command(command)
-    path = descriptor.object_path(validate_name(name), namespace, "exec")
-    query = [("command", word) for word in argv]
-    query += _streams_query(container, stdin, stdout, stderr, tty)
-    return Request("GET", path, tuple(query), {}, idempotent=False)
-
-
-def attach_request(descriptor: ResourceDescriptor[object, object], name: str,
-                   namespace: str | None, *, container: str | None = None,
-                   stdin: bool = False, stdout: bool = True, stderr: bool = True,
-                   tty: bool = False) -> Request:
-    """``GET .../pods/{name}/attach?stdin=...`` (upgraded to a WebSocket)."""
-    path = descriptor.object_path(validate_name(name), namespace, "attach")
-    query = _streams_query(container, stdin, stdout, stderr, tty)
-    return Request("GET", path, tuple(query), {}, idempotent=False)
 
 
 # ------------------------------------------------------------------ results and errors

@@ -25,13 +25,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.descriptor import ResourceDescriptor
 from ..core.errors import StreamError
-from ..core.names import validate_name
 from ..core.request import Request
+from ..transport.base import WebSocket
 from . import channel
 from .channel import PORT_FORWARD_PROTOCOLS, PortData, PortError, PortForwardDecoder
-from .exec import WebSocket, WebSocketConnector
+from .exec import WebSocketConnector
 
 __all__ = [
     "PortForward",
@@ -39,7 +38,6 @@ __all__ = [
     "PortReader",
     "PortWriter",
     "open_port",
-    "port_forward_request",
     "validate_ports",
 ]
 
@@ -62,14 +60,6 @@ def validate_ports(ports: int | Sequence[int]) -> list[int]:
             raise ValueError(f"ports: {port} is given twice")
         checked.append(port)
     return checked
-
-
-def port_forward_request(descriptor: ResourceDescriptor[object, object], name: str,
-                         namespace: str | None, ports: int | Sequence[int]) -> Request:
-    """``GET .../pods/{name}/portforward?ports=80&ports=443`` (upgraded to a WebSocket)."""
-    path = descriptor.object_path(validate_name(name), namespace, "portforward")
-    query = tuple(("ports", str(port)) for port in validate_ports(ports))
-    return Request("GET", path, query, {}, idempotent=False)
 
 
 class PortForwardError(StreamError):

@@ -24,8 +24,7 @@ import yaml
 from aiohttp import web
 
 from ..api.client import Client
-from ..config.auth import BearerToken, NoAuth
-from ..config.cluster import ClusterConfig
+from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
 from ..kinds import BUILTIN_RESOURCES
 from . import _status as st
@@ -63,10 +62,10 @@ _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
                       "finalize": ["update"], "binding": ["create"],
                       "exec": ["create", "get"], "attach": ["create", "get"],
                       "portforward": ["create", "get"]}
-# What the server does for pods itself, beyond the subresources the client has methods for:
-# binding (the scheduler's write) and the WebSockets it proxies to the pod's kubelet.
+# What the server serves beyond the subresources of the table (which the client has
+# methods for): pods/binding, the scheduler's write.
 _SERVER_SUBRESOURCES: dict[tuple[str, str], frozenset[str]] = {
-    ("", "Pod"): frozenset({"binding", "exec", "attach", "portforward", "log"}),
+    ("", "Pod"): frozenset({"binding"}),
 }
 
 

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from ...api.client import Client
 from ...core.names import validate_dns_subdomain
-from ...core.request import PatchType
+from ...core.params import PatchType
 from .api import KubeletApi
 from .certificate import SelfSignedCertificate, self_signed_certificate, server_ssl_context
 from .commands import BUILTIN_COMMANDS
@@ -44,7 +44,7 @@ from .pods import (
 )
 from .ports import PortConnection, PortHandler, echo, tcp_forward
 from .process import CommandHandler, Output, Process, Terminal
-from .resources import LEASES, NODE_LEASE_NAMESPACE, NODES, PODS
+from .resources import LEASES, NODE_LEASE_NAMESPACE, NODES, PODS, dicts_with_status
 
 __all__ = [
     "ANNOTATION_EXIT_CODE",
@@ -142,7 +142,7 @@ class VirtualKubelet:
                         "kubernetes.io/arch": "amd64", "type": "virtual-kubelet",
                         **dict(labels or {})}
         self._ports: dict[tuple[str | None, str | None, int], PortHandler] = {}
-        self._pods = kube.resource(PODS)
+        self._pods = dicts_with_status(kube, PODS)
         self.runner = PodRunner(self.name, address, self.logs, self.timings,
                                 self._write_status, self._delete_pod, self.errors,
                                 subnet=next(_SUBNETS) % 250)

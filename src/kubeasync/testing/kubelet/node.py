@@ -14,7 +14,7 @@ from ..._version import __version__
 from ...api.client import Client
 from ...core.errors import AlreadyExists, Conflict, NotFound
 from ...models import format_time
-from .resources import LEASES, NODE_LEASE_NAMESPACE, NODES
+from .resources import LEASES, NODE_LEASE_NAMESPACE, NODES, dicts, dicts_with_status
 
 __all__ = ["LEASE_DURATION", "NodeRegistration"]
 
@@ -49,8 +49,8 @@ class NodeRegistration:
         self.port = port
         self.capacity = dict(capacity)
         self.labels = labels
-        self.nodes = kube.resource(NODES)
-        self.leases = kube.resource(LEASES)
+        self.nodes = dicts_with_status(kube, NODES)
+        self.leases = dicts(kube, LEASES)
         self.uid = ""
         self._transitions: dict[str, str] = {}
         self._boot_id = str(uuid.uuid4())

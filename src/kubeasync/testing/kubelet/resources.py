@@ -8,9 +8,16 @@ catalogue has typed rows for Node and Lease, :data:`NODES` and :data:`LEASES` be
 
 from __future__ import annotations
 
-from ...core.descriptor import custom_resource
+from typing import Any
 
-__all__ = ["LEASES", "NODES", "NODE_LEASE_NAMESPACE", "PODS"]
+from ...api.capabilities import StatusApi
+from ...api.client import Client
+from ...api.resource import ResourceApi
+from ...core.descriptor import ResourceDescriptor, custom_resource
+
+__all__ = ["LEASES", "NODES", "NODE_LEASE_NAMESPACE", "PODS", "dicts", "dicts_with_status"]
+
+Dicts = ResourceDescriptor[dict[str, Any], dict[str, Any]]
 
 NODES = custom_resource(group="", version="v1", kind="Node", plural="nodes", namespaced=False,
                         subresources=("status",), short_names=("no",))
@@ -19,3 +26,16 @@ LEASES = custom_resource(group="coordination.k8s.io", version="v1", kind="Lease"
 PODS = custom_resource(group="", version="v1", kind="Pod", plural="pods",
                        subresources=("status", "log"), short_names=("po",))
 NODE_LEASE_NAMESPACE = "kube-node-lease"
+
+
+def dicts(kube: Client, descriptor: Dicts) -> ResourceApi[dict[str, Any], dict[str, Any]]:
+    return kube.resource(descriptor)
+
+
+def dicts_with_status(kube: Client,
+                      descriptor: Dicts) -> StatusApi[dict[str, Any], dict[str, Any]]:
+    """The API of a resource with a status subresource, typed as such."""
+    api = kube.resource(descriptor)
+    if not isinstance(api, StatusApi):
+        raise TypeError(f"{descriptor.plural} have no status subresource")
+    return api

@@ -1,0 +1,511 @@
+"""The generic API of one resource: the core verbs, typed by the model and list model.
+
+:class:`ResourceApi` has the verbs every resource has (get, list, iterate, create,
+replace, patch, delete, delete_collection, watch, watch_stream, informer), checked against
+the descriptor's verbs. What a kind has beyond them (status, logs, scale, eviction, exec,
+...) are capabilities: each is one module in :mod:`kubeasync.api.capabilities` whose mixin
+adds its methods, and an API class has exactly the mixins of its descriptor's subresources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+
+from ..core.backoff import Backoff
+from ..core.codec import decode, decoder_for
+from ..core.descriptor import ResourceDescriptor
+from ..core.errors import DecodeError, Gone, NotFound
+from ..core.objects import accessor_for, namespace_of
+from ..core.params import (
+    DEFAULT_MAX_LINE_BYTES,
+    DeleteParams,
+    GetParams,
+    ListParams,
+    PatchParams,
+    PatchType,
+    PropagationPolicy,
+    WatcherConfig,
+    WatchParams,
+    WriteParams,
+)
+from ..core.request import Request, RequestBuilder, encode_object, encode_patch
+from ..models import Status
+from ..runtime.informer import Informer
+from ..runtime.watcher import Watcher
+from ..streams.watch_stream import WatchStream
+from ..transport.base import HttpResponse
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["ResourceApi"]
+
+T = TypeVar("T")
+L = TypeVar("L")
+R = TypeVar("R")
+
+_FALLBACK_DELETE_CONCURRENCY = 8
+
+
+class _KindProbe(msgspec.Struct):
+    kind: str | None = None
+
+
+_KIND_PROBE = msgspec.json.Decoder(_KindProbe)
+_STATUS_DECODER = decoder_for(Status)
+
+
+class ResourceApi(Generic[T, L]):
+    """Every core verb for one resource, typed by its model ``T`` and list model ``L``.
+
+    ``namespace=None`` means the client's default namespace (the kubeconfig context's);
+    cluster-scoped resources take no namespace. Arguments are checked before anything is
+    sent: a bad one raises ``ValueError`` naming it.
+    """
+
+    capabilities: frozenset[str] = frozenset()
+    """The subresources whose methods this class has (``{"status", "log"}`` for pods)."""
+
+    def __init__(self, client: Client, descriptor: ResourceDescriptor[T, L]) -> None:
+        self.descriptor = descriptor
+        self._client = client
+        self._session = client.session
+        self._requests: RequestBuilder[T, L] = RequestBuilder(descriptor)
+        self._decoder = decoder_for(descriptor.model)
+        self._list_decoder = decoder_for(descriptor.list_model)
+        self._access = accessor_for(descriptor.model)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.descriptor.api_prefix}/{self.descriptor.plural}>"
+
+    # ----------------------------------------------------------- shared by capabilities
+
+    def _namespace(self, namespace: str | None) -> str | None:
+        return self.descriptor.namespace_for(namespace, default=self._client.namespace)
+
+    def _collection_namespace(self, namespace: str | None, all_namespaces: bool) -> str | None:
+        if not isinstance(all_namespaces, bool):
+            raise ValueError(f"all_namespaces must be a bool, got {all_namespaces!r}")
+        return self.descriptor.namespace_for(
+            namespace, default=self._client.namespace, all_namespaces=all_namespaces
+        )
+
+    def _object_namespace(self, obj: object, namespace: str | None) -> str | None:
+        """``namespace=``, else the object's ``metadata.namespace``, else the default."""
+        if namespace is None and self.descriptor.namespaced:
+            namespace = namespace_of(obj)
+        return self._namespace(namespace)
+
+    async def _send(self, request: Request, timeout: float | None) -> HttpResponse:
+        return await self._session.send(request, timeout=timeout)
+
+    async def _call(self, request: Request, timeout: float | None) -> T:
+        return await self._session.request(request, self._decoder, timeout=timeout)
+
+    async def _call_object_or_status(
+        self, request: Request, decoder: msgspec.json.Decoder[R], timeout: float | None
+    ) -> R | Status:
+        body = (await self._send(request, timeout)).body
+        try:
+            kind = _KIND_PROBE.decode(body).kind
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise DecodeError(f"{request.method} {request.path}: the answer is not an object:"
+                              f" {exc}") from None
+        if kind == "Status":
+            return decode(_STATUS_DECODER, body, request)
+        return decode(decoder, body, request)
+
+    async def _replace_at(
+        self,
+        name: str,
+        obj: T | Mapping[str, Any],
+        namespace: str | None,
+        subresource: str | None,
+        params: WriteParams,
+        timeout: float | None,
+    ) -> T:
+        ns = self._object_namespace(obj, namespace)
+        body = encode_object(self.descriptor, obj, name=name, namespace=ns)
+        request = self._requests.replace(name, ns, body, params, subresource=subresource)
+        return await self._call(request, timeout)
+
+    async def _patch_at(
+        self,
+        name: str,
+        patch: object,
+        namespace: str | None,
+        subresource: str | None,
+        params: PatchParams,
+        timeout: float | None,
+    ) -> T:
+        ns = (self._object_namespace(patch, namespace)
+              if params.patch_type is PatchType.APPLY else self._namespace(namespace))
+        body = encode_patch(self.descriptor, patch, params.patch_type, name=name, namespace=ns)
+        request = self._requests.patch(name, ns, body, params, subresource=subresource)
+        return await self._call(request, timeout)
+
+    # ----------------------------------------------------------- reads
+
+    async def get(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        resource_version: str | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """``GET .../{plural}/{name}``: read one object."""
+        request = self._requests.get(
+            name, self._namespace(namespace), GetParams(resource_version)
+        )
+        return await self._call(request, timeout)
+
+    async def list(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: object = None,
+        field_selector: object = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        timeout: float | None = None,
+    ) -> L:
+        """``GET .../{plural}``: one page of objects (all of them unless ``limit`` is given).
+
+        Selectors take the Kubernetes string syntax or a mapping (see
+        :mod:`kubeasync.selectors`). The answer's ``metadata.continue_`` is the token for
+        the next page, and ``metadata.resource_version`` the list's resourceVersion.
+        """
+        params = ListParams(label_selector, field_selector, limit, continue_,
+                            resource_version, resource_version_match)
+        request = self._requests.list(self._collection_namespace(namespace, all_namespaces),
+                                      params)
+        return await self._session.request(request, self._list_decoder, timeout=timeout)
+
+    async def iterate(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: object = None,
+        field_selector: object = None,
+        page_size: int = 500,
+        timeout: float | None = None,
+    ) -> AsyncIterator[T]:
+        """Every matching object, fetched ``page_size`` at a time by following continue tokens.
+
+        If a continue token expires between pages (410 Gone, as when the list takes longer
+        than etcd's compaction window), it falls back to one full list, as client-go's
+        pager does, and yields only the objects it has not yielded yet.
+        """
+        namespace_ = self._collection_namespace(namespace, all_namespaces)
+        params = ListParams(label_selector, field_selector, limit=page_size)
+        key = self._access.key
+        seen: set[tuple[str, str]] = set()
+        continue_: str | None = None
+        while True:
+            request = self._requests.list(namespace_, params.page(continue_))
+            try:
+                page = await self._session.request(request, self._list_decoder, timeout=timeout)
+            except Gone:
+                if continue_ is None:
+                    raise
+                full = self._requests.list(namespace_, ListParams(label_selector, field_selector))
+                page = await self._session.request(full, self._list_decoder, timeout=timeout)
+                for item in self._access.list_parts(page)[0]:
+                    if key(item) not in seen:
+                        yield item
+                return
+            items, token, _ = self._access.list_parts(page)
+            for item in items:
+                seen.add(key(item))
+                yield item
+            if not token:
+                return
+            continue_ = token
+
+    # ----------------------------------------------------------- writes
+
+    async def create(
+        self,
+        obj: T | Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """``POST .../{plural}``: create an object (a model instance or a plain dict).
+
+        The namespace comes from ``namespace=``, else the object's ``metadata.namespace``,
+        else the client's default namespace.
+        """
+        ns = self._object_namespace(obj, namespace)
+        body = encode_object(self.descriptor, obj, namespace=ns, require_name=True)
+        request = self._requests.create(ns, body, WriteParams(dry_run, field_manager))
+        return await self._call(request, timeout)
+
+    async def replace(
+        self,
+        name: str,
+        obj: T | Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """``PUT .../{plural}/{name}``: replace an object. With ``metadata.resourceVersion``
+        set, the server answers 409 :class:`~kubeasync.Conflict` if it changed since.
+
+        The namespace comes from ``namespace=``, else the object's, else the default."""
+        return await self._replace_at(name, obj, namespace, None,
+                                      WriteParams(dry_run, field_manager), timeout)
+
+    async def patch(
+        self,
+        name: str,
+        patch: object,
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType | str = PatchType.MERGE,
+        field_manager: str | None = None,
+        force: bool | None = None,
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> T:
+        """``PATCH .../{plural}/{name}`` with the content type of ``patch_type``.
+
+        ``PatchType.JSON`` takes a list of operations; ``MERGE`` and ``STRATEGIC`` a partial
+        object (dict or model); ``APPLY`` (server-side apply) a full object and requires
+        ``field_manager``, with ``force=True`` to take over conflicting fields.
+        """
+        return await self._patch_at(name, patch, namespace, None,
+                                    PatchParams(PatchType.coerce(patch_type), field_manager, force, dry_run),
+                                    timeout)
+
+    async def delete(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        propagation_policy: PropagationPolicy | str | None = None,
+        preconditions: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> T | Status:
+        """``DELETE .../{plural}/{name}`` with DeleteOptions in the body.
+
+        Returns what the server answers: the object (with ``deletionTimestamp`` set while
+        finalizers or a grace period hold it) or a ``Status`` (batch/v1 Jobs answer one).
+        ``preconditions={"uid": ..., "resourceVersion": ...}`` make the server answer 409
+        :class:`~kubeasync.Conflict` when the object is not that one any more.
+        """
+        params = DeleteParams(grace_period_seconds, propagation_policy, preconditions, dry_run)
+        request = self._requests.delete(name, self._namespace(namespace), params)
+        return await self._call_object_or_status(request, self._decoder, timeout)
+
+    async def delete_collection(
+        self,
+        *,
+        namespace: str | None = None,
+        label_selector: object = None,
+        field_selector: object = None,
+        grace_period_seconds: int | None = None,
+        propagation_policy: PropagationPolicy | str | None = None,
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> L | Status:
+        """``DELETE .../{plural}`` with selectors: delete every matching object.
+
+        Returns the list of deleted objects (or a ``Status``, if the server answers one).
+
+        Resources without the ``deletecollection`` verb (Services, on every Kubernetes
+        version: the server answers 405) are handled here instead: kubeasync lists the
+        matches and deletes them one by one, at most 8 at a time, and returns the list of
+        what it deleted (objects already gone are skipped).
+        """
+        ns = self._namespace(namespace)
+        selectors = ListParams(label_selector, field_selector)
+        # Built before anything is deleted, so that a bad option raises first.
+        params = DeleteParams(grace_period_seconds, propagation_policy, None, dry_run)
+        if self.descriptor.supports("deletecollection"):
+            request = self._requests.delete_collection(ns, selectors, params)
+            return await self._call_object_or_status(request, self._list_decoder, timeout)
+        return await self._delete_each(ns, selectors, params, timeout)
+
+    async def _delete_each(
+        self, namespace: str | None, selectors: ListParams, params: DeleteParams,
+        timeout: float | None,
+    ) -> L:
+        listing = self._requests.list(namespace, selectors)
+        page = await self._session.request(listing, self._list_decoder, timeout=timeout)
+        matches = self._access.list_parts(page)[0]
+
+        async def delete_one(item: T) -> T | None:
+            item_namespace, item_name = self._access.key(item)
+            request = self._requests.delete(
+                item_name, item_namespace if self.descriptor.namespaced else None, params
+            )
+            try:
+                answer = await self._call_object_or_status(request, self._decoder, timeout)
+            except NotFound:
+                return None
+            return item if isinstance(answer, Status) else answer
+
+        results = await _bounded_gather(
+            [delete_one(item) for item in matches], _FALLBACK_DELETE_CONCURRENCY
+        )
+        return self._make_list([item for item in results if item is not None])
+
+    def _make_list(self, items: builtins.list[T]) -> L:
+        envelope = {
+            "kind": self.descriptor.list_kind,
+            "apiVersion": self.descriptor.api_version,
+            "metadata": {},
+            "items": items,
+        }
+        return decode(self._list_decoder, msgspec.json.encode(envelope))
+
+    # ----------------------------------------------------------- watches
+
+    def watch(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: object = None,
+        field_selector: object = None,
+        resource_version: str | None = None,
+        send_initial_events: bool | None = None,
+        bookmarks: bool = False,
+        timeout_seconds: int = 300,
+        idle_timeout: float | None = None,
+        page_size: int = 500,
+        backoff: Backoff | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        transform: Callable[[T], T] | None = None,
+    ) -> Watcher[T]:
+        """A resilient watch: the current objects (as ADDED), then every change.
+
+        ``async for event in api.watch(...)`` survives disconnects, stalls and expired
+        resource versions without missing or repeating a change; see ``docs/watching.md``
+        and :mod:`kubeasync.runtime.watcher` for its state machine.
+
+        Args:
+            resource_version: resume from this checkpoint (a saved
+                ``watcher.resource_version``) instead of listing the current state first.
+            send_initial_events: ``None`` (auto): get the initial state from a
+                ``sendInitialEvents`` watch where the server supports it, else by a
+                paginated list (a 400/422 answer is remembered for the client);
+                ``True``: always stream it; ``False``: always list.
+            bookmarks: also yield BOOKMARK events (they always advance the checkpoint).
+            timeout_seconds: each watch request asks the server to end it after a random
+                time in ``[timeout_seconds, 2 * timeout_seconds)``; the watcher then
+                continues where it was.
+            idle_timeout: seconds without a byte after which the connection is dropped as
+                stalled and the watch resumed (default: the request's timeout + 30 s).
+            page_size: objects per page of the initial list.
+            backoff: the :class:`~kubeasync.Backoff` after failures (0.8 s -> 30 s).
+            max_line_bytes: the largest event accepted (default 32 MiB).
+            transform: applied to every object before it is recorded and yielded, e.g.
+                :func:`~kubeasync.drop_managed_fields` to save memory.
+        """
+        config = WatcherConfig(label_selector, field_selector, send_initial_events, bookmarks,
+                               timeout_seconds, idle_timeout, page_size,
+                               backoff if backoff is not None else Backoff(), max_line_bytes,
+                               transform)
+        return Watcher(self._session, self.descriptor,
+                       self._collection_namespace(namespace, all_namespaces), config,
+                       resource_version=resource_version, features=self._client.features)
+
+    def informer(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: object = None,
+        field_selector: object = None,
+        transform: Callable[[T], T] | None = None,
+        send_initial_events: bool | None = None,
+        timeout_seconds: int = 300,
+        idle_timeout: float | None = None,
+        page_size: int = 500,
+        backoff: Backoff | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> Informer[T]:
+        """A shared local cache of the collection, kept current by one resilient watch.
+
+        The same arguments on the same client give the same :class:`~kubeasync.Informer`
+        (selectors compare in their string form, ``transform`` by identity). Start it
+        with ``async with``, then ``await informer.wait_synced()``, ``get()``, ``list()``,
+        ``add_index()``/``by_index()`` and ``async for change in informer.changes()``;
+        see ``docs/informer.md``. ``transform`` is applied to every object before it is
+        stored (e.g. :func:`~kubeasync.drop_managed_fields`); the other options are
+        :meth:`watch`'s.
+        """
+        config = WatcherConfig(label_selector, field_selector, send_initial_events, False,
+                               timeout_seconds, idle_timeout, page_size,
+                               backoff if backoff is not None else Backoff(), max_line_bytes,
+                               transform)
+        return self._client.informers.get(
+            self._session, self.descriptor,
+            self._collection_namespace(namespace, all_namespaces), config,
+            self._client.features,
+        )
+
+    def watch_stream(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        label_selector: object = None,
+        field_selector: object = None,
+        resource_version: str | None = None,
+        send_initial_events: bool = False,
+        bookmarks: bool = False,
+        timeout_seconds: int | None = 300,
+        idle_timeout: float | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> WatchStream[T]:
+        """One raw watch request: events until the server closes the stream, nothing hidden.
+
+        No list, no retries, no relist: ``ERROR`` events (such as 410 Expired) are yielded
+        as :class:`~kubeasync.ErrorEvent`, and failures raise. The arguments mean what
+        they mean for :meth:`watch` (``bookmarks=True`` asks the server for BOOKMARK
+        events; ``timeout_seconds=None`` leaves the duration to the server).
+        """
+        params = WatchParams(label_selector, field_selector, resource_version,
+                             timeout_seconds=timeout_seconds, bookmarks=bookmarks,
+                             send_initial_events=send_initial_events)
+        request = self._requests.watch(self._collection_namespace(namespace, all_namespaces),
+                                       params)
+        return WatchStream(self._session, request, self.descriptor.model,
+                           idle_timeout=idle_timeout, max_line_bytes=max_line_bytes)
+
+
+async def _bounded_gather(coros: Iterable[Awaitable[R]], limit: int) -> builtins.list[R]:
+    """Run awaitables at most ``limit`` at a time; on the first failure cancel the rest."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(aw: Awaitable[R]) -> R:
+        async with semaphore:
+            return await aw
+
+    tasks = [asyncio.ensure_future(run(c)) for c in coros]
+    try:
+        return builtins.list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
