@@ -72,6 +72,14 @@ def _upgrade_problem(request: web.Request) -> web.Response | None:
     return _text(400, "Upgrade request required")
 
 
+def _dropper(request: web.Request) -> Callable[[], None]:
+    def drop() -> None:
+        if request.transport is not None:
+            request.transport.abort()
+
+    return drop
+
+
 class _Channels:
     """One exec, attach or port-forward WebSocket, from the server's side."""
 
@@ -229,12 +237,14 @@ class KubeletApi:
             err = out if tty else Output(channels.sender(Channel.STDERR) if stderr else discard)
             process = Process(q.getall("command", []), stdin, out, err, tty=tty,
                               terminal=terminal, pod=runtime.pod, container=container.name,
-                              env=runtime.env(container.name), commands=self.host.commands)
+                              env=runtime.env(container.name), commands=self.host.commands,
+                              drop=_dropper(request))
             if tty:
                 process.env.setdefault("TERM", "xterm")
             work = run_command(process, self.host.commands)
         running: asyncio.Future[int] = asyncio.ensure_future(work)
-        container.sessions.add(running)
+        if not attach:  # an exec'd process dies with its container; attach just ends then
+            container.sessions.add(running)
         reading: asyncio.Future[None] = asyncio.ensure_future(
             self._read_client(channels, stdin, terminal, container if attach else None))
         either: set[asyncio.Future[Any]] = {running, reading}
@@ -306,13 +316,15 @@ class KubeletApi:
         out = Output(channels.sender(Channel.STDOUT) if stdout else discard, terminal=tty)
         stopped = asyncio.ensure_future(container.stopped.wait())
         try:
-            while not stopped.done():
+            while True:
                 changed = book.changed()
                 if len(lines) > seen:
                     text = "".join(f"{line}\n" for _at, line in lines[seen:])
                     seen = len(lines)
                     await out.write(text.encode())
                     continue
+                if stopped.done():
+                    break  # and everything it wrote has been sent
                 waiter = asyncio.ensure_future(changed.wait())
                 try:
                     await asyncio.wait({stopped, waiter}, return_when=asyncio.FIRST_COMPLETED)

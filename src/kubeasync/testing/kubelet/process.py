@@ -95,6 +95,13 @@ class Process:
     container: str = ""
     env: dict[str, str] = field(default_factory=dict)
     commands: Mapping[str, CommandHandler] = field(default_factory=dict)
+    drop: Callable[[], None] | None = field(default=None, repr=False)
+
+    def drop_connection(self) -> None:
+        """Cut the client's connection now, with no exit status (as a kubelet that
+        crashes, or a proxy that times out, does): a fault for tests."""
+        if self.drop is not None:
+            self.drop()
 
     @property
     def namespace(self) -> str:
@@ -109,7 +116,7 @@ class Process:
         """The same process context for another command (a shell's child)."""
         return Process(argv, stdin or self.stdin, stdout or self.stdout, stderr or self.stderr,
                        self.tty, self.terminal, self.pod, self.container, self.env,
-                       self.commands)
+                       self.commands, self.drop)
 
 
 CommandHandler = Callable[["Process"], Awaitable[int]]
