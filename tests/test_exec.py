@@ -224,7 +224,7 @@ async def test_a_missing_pod_or_container(kube: kubeasync.Client, web: str) -> N
 
 
 async def test_a_pod_on_no_node(kube: kubeasync.Client) -> None:
-    await kube.pods.create(pod_body("nowhere", schedulerName="nobody"))
+    await kube.pods.create(pod_body("nowhere", pod_spec={"schedulerName": "nobody"}))
     with pytest.raises(kubeasync.BadRequest) as error:
         await kube.pods.exec("nowhere", ["true"])
     assert error.value.message == "pod nowhere does not have a host assigned"

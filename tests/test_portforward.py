@@ -97,7 +97,7 @@ async def test_nothing_listening_reaches_the_reader(kube: kubeasync.Client, web:
 async def test_a_missing_pod_or_a_pod_on_no_node(kube: kubeasync.Client) -> None:
     with pytest.raises(kubeasync.NotFound, match='pods "ghost" not found'):
         await kube.pods.open_port("ghost", 80)
-    await kube.pods.create(pod_body("nowhere", schedulerName="nobody"))
+    await kube.pods.create(pod_body("nowhere", pod_spec={"schedulerName": "nobody"}))
     with pytest.raises(kubeasync.BadRequest, match="does not have a host assigned"):
         await kube.pods.open_port("nowhere", 80)
 

@@ -11,8 +11,12 @@ from .waiting import eventually
 
 def pod_body(name: str, *, containers: tuple[str, ...] = ("app",), ports: tuple[int, ...] = (),
              annotations: dict[str, str] | None = None, restart: str = "Always",
-             node: str | None = None, **container: Any) -> dict[str, Any]:
+             node: str | None = None, pod_spec: dict[str, Any] | None = None,
+             **container: Any) -> dict[str, Any]:
+    """A pod of busybox containers; ``container`` options go into each container,
+    ``pod_spec`` into the pod's spec (``nodeSelector``, ``schedulerName``...)."""
     spec: dict[str, Any] = {
+        **(pod_spec or {}),
         "restartPolicy": restart,
         "containers": [{"name": c, "image": "busybox:1.36",
                         **({"ports": [{"containerPort": p} for p in ports]} if ports else {}),
