@@ -275,7 +275,8 @@ def run_case(url: str, transform: str, trace: bool, count: int) -> dict[str, Any
     command = [sys.executable, __file__, "--measure", url, "--transform", transform,
                "--pods", str(count)] + (["--trace"] if trace else [])
     # Measure this checkout's kubeasync, not whichever one is installed.
-    path = os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH")) if p)
+    path = os.pathsep.join(p for p in (str(CHECKOUT / "src"), str(CHECKOUT),
+                                       os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run(command, capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": path})
     if done.returncode != 0:

@@ -58,7 +58,7 @@ async def test_script_runs(script: str, tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(program),
             cwd=tmp_path, env={"KUBECONFIG": str(kubeconfig), "PATH": "/usr/bin:/bin",
-                               "PYTHONPATH": str(CHECKOUT), "HOME": str(tmp_path),
+                               "PYTHONPATH": f"{CHECKOUT / 'src'}:{CHECKOUT}", "HOME": str(tmp_path),
                                "PYTHONUNBUFFERED": "1"},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             stdin=asyncio.subprocess.DEVNULL,

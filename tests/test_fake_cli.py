@@ -45,12 +45,12 @@ class Served:
 @pytest.fixture
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     kubeconfig = tmp_path / "kubeconfig"
-    extra = getattr(request, "param", ())
+    extra = getattr(request, "param", ("--fast",))
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubeasync", "serve", "--port", "0", "--fast",
+        [sys.executable, "-m", "kubeasync", "serve", "--port", "0",
          "--kubeconfig", str(kubeconfig), *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])},
     )
     try:
         deadline = time.monotonic() + 15
@@ -67,7 +67,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
             process.stdout.close()
 
 
-@pytest.mark.parametrize("served", [("--token", "t0ken")], indirect=True)
+@pytest.mark.parametrize("served", [("--fast", "--token", "t0ken")], indirect=True)
 def test_serve_until_sigterm(served):
     assert oct(served.kubeconfig.stat().st_mode & 0o777) == "0o600"
     assert served.token == "t0ken"
@@ -101,8 +101,11 @@ spec:
 """
 
 
-# No --token here: kubectl (client-go) sends no bearer token to a plain-http server.
+# No --token here: kubectl (client-go) sends no bearer token to a plain-http server. The
+# node runs at its real pace (not --fast), so the pod is still Pending when kubectl, which
+# takes a moment to start, first sees it.
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
+@pytest.mark.parametrize("served", [("--run-seconds", "2")], indirect=True)
 def test_kubectl_against_serve(served, tmp_path):
     assert KUBECTL is not None
     env = {**os.environ, "KUBECONFIG": str(served.kubeconfig), "HOME": str(tmp_path)}
@@ -116,8 +119,8 @@ def test_kubectl_against_serve(served, tmp_path):
         return result.stdout + result.stderr
 
     assert "No resources found in default namespace" in kubectl("get", "pods")
-    # -v=6 logs each request once its answer's headers are in: the pod is created only
-    # once the watch is open, or a busy machine could list it already past Pending.
+    # -v=6 logs each request once its answer's headers are in: the pod is created once the
+    # watch is open (the node writes ContainerCreating soon after binding, as a kubelet does).
     watcher = subprocess.Popen([KUBECTL, "get", "pods", "-w", "-v=6"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # If "Running" never shows, the loop below must still end: kill the watch in time.
@@ -128,8 +131,8 @@ def test_kubectl_against_serve(served, tmp_path):
         for log_line in watcher.stderr:
             if "watch=true" in log_line:
                 break
-        assert "pod/hello created" in kubectl("apply", "-f", str(manifest))
         assert watcher.stdout is not None
+        assert "pod/hello created" in kubectl("apply", "-f", str(manifest))
         seen = []
         for line in watcher.stdout:
             seen.append(line)

@@ -140,7 +140,8 @@ async def test_it_runs_as_a_script_against_a_kubeconfig(
         sys.executable, str(EXAMPLE), "--kubeconfig", str(kubeconfig), "--ttl", "0",
         "--namespace", "default",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},  # this checkout's kubeasync
+        env={**os.environ,  # this checkout's kubeasync
+             "PYTHONPATH": os.pathsep.join([str(CHECKOUT / "src"), str(CHECKOUT)])},
     )
     try:
         await eventually(lambda: "scripted" not in jobs_on(fake_apiserver) or

@@ -15,8 +15,7 @@ informer's ``list(label_selector=...)`` uses it).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -24,11 +23,15 @@ __all__ = [
     "Equal",
     "Exists",
     "In",
+    "LabelRequirement",
     "LabelSelector",
     "NotEqual",
     "NotIn",
     "Selector",
+    "SelectorSyntaxError",
+    "label_selector_from_api",
     "parse_label_selector",
+    "parse_requirements",
     "render_field_selector",
     "render_label_selector",
 ]
@@ -155,136 +158,228 @@ def render_field_selector(selector: object, argument: str = "field_selector") ->
 
 
 # --------------------------------------------------------------------------- local matching
+# The one label-selector grammar: the client's own checks (the informer's local
+# ``list(label_selector=)``) and the embedded API server both parse with it, and its
+# errors are the API server's words, which the embedded server sends back as they are.
 
-# The API server's lexer: these symbols, and identifiers made of anything else but spaces.
-_TOKEN = re.compile(r"\s*(!=|==|=|!|\(|\)|,|<|>|[^\s!=(),<>]+)")
-_SYMBOLS = frozenset({"!=", "==", "=", "!", "(", ")", ",", "<", ">"})
+_SYMBOLS = frozenset({"(", ")", ",", "=", "==", "!=", "!", "<", ">"})
+_SPECIAL = frozenset("=!(),<>")
 
-_LabelTest = Callable[[Mapping[str, str]], bool]
+
+class SelectorSyntaxError(ValueError):
+    """A label selector that does not parse; the message is the API server's."""
+
+
+@dataclass(frozen=True)
+class LabelRequirement:
+    """One parsed requirement: ``op`` is one of ``exists``, ``!exists``, ``=``, ``!=``,
+    ``in``, ``notin``, ``gt``, ``lt``."""
+
+    key: str
+    op: str
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        present = self.key in labels
+        value = labels.get(self.key)
+        op = self.op
+        if op == "exists":
+            return present
+        if op == "!exists":
+            return not present
+        if op in ("=", "in"):
+            return present and value in self.values
+        if op in ("!=", "notin"):
+            return not present or value not in self.values
+        try:  # gt / lt: the label must hold an integer
+            number = int(value) if value is not None else None
+        except ValueError:
+            return False
+        if number is None:
+            return False
+        bound = int(self.values[0])
+        return number > bound if op == "gt" else number < bound
 
 
 @dataclass(frozen=True)
 class LabelSelector:
     """A parsed label selector: ``selector.matches(labels)`` answers as the API server
-    would. Build it with :func:`parse_label_selector`."""
+    would. Build it with :func:`parse_label_selector` or :func:`label_selector_from_api`."""
 
     text: str
-    _tests: tuple[_LabelTest, ...]
+    requirements: tuple[LabelRequirement, ...]
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
         """Whether an object with these labels (``None``: no labels) is selected."""
         present = labels or {}
-        return all(test(present) for test in self._tests)
+        return all(r.matches(present) for r in self.requirements)
 
 
-def parse_label_selector(selector: object, argument: str = "label_selector") -> LabelSelector:
-    """Parse a label selector given as a str or a mapping (as ``list()`` takes them).
-
-    The whole syntax of the server: ``a=b``, ``a==b``, ``a!=b`` (true when ``a`` is absent
-    too), ``a in (x,y)``, ``a notin (x,y)`` (true when absent too), ``a`` (present),
-    ``!a`` (absent), ``a>1`` and ``a<1`` (integer values); ``,`` is "and"; an empty
-    selector selects everything. A syntax error raises ``ValueError`` naming ``argument``.
-    """
-    text = render_label_selector(selector, argument)
-    tokens = _tokenize(text, argument)
-    tests: list[_LabelTest] = []
-    pos = 0
-
-    def fail(expected: str) -> ValueError:
-        found = tokens[pos] if pos < len(tokens) else "end of selector"
-        return ValueError(f"{argument}: cannot parse {text!r}: expected {expected}, found {found!r}")
-
-    def take_identifier(what: str) -> str:
-        nonlocal pos
-        if pos >= len(tokens) or tokens[pos] in _SYMBOLS:
-            raise fail(what)
-        pos += 1
-        return tokens[pos - 1]
-
-    while pos < len(tokens):
-        if tokens[pos] == "!":
-            pos += 1
-            key = take_identifier("a label key after '!'")
-            tests.append(_absent(key))
+def _tokens(text: str) -> list[str]:
+    tokens: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch in "(),<>":
+            tokens.append(ch)
+            i += 1
+        elif ch in "=!":
+            two = text[i : i + 2]
+            tokens.append(two if two in ("==", "!=") else ch)
+            i += len(tokens[-1])
         else:
-            key = take_identifier("a label key")
-            op = tokens[pos] if pos < len(tokens) else ","
-            if op == ",":
-                tests.append(_present(key))
-            elif op in ("=", "==", "!="):
-                pos += 1
-                value = ""  # `a=` selects the empty value
-                if pos < len(tokens) and tokens[pos] not in _SYMBOLS:
-                    value = tokens[pos]
-                    pos += 1
-                tests.append(_one_of(key, {value}, negate=op == "!="))
-            elif op in ("in", "notin"):
-                pos += 1
-                if pos >= len(tokens) or tokens[pos] != "(":
-                    raise fail(f"'(' after {op!r}")
-                pos += 1
-                values = {take_identifier("a value")}
-                while pos < len(tokens) and tokens[pos] == ",":
-                    pos += 1
-                    values.add(take_identifier("a value"))
-                if pos >= len(tokens) or tokens[pos] != ")":
-                    raise fail("',' or ')'")
-                pos += 1
-                tests.append(_one_of(key, values, negate=op == "notin"))
-            elif op in ("<", ">"):
-                pos += 1
-                bound = take_identifier("an integer")
-                try:
-                    number = int(bound)
-                except ValueError:
-                    pos -= 1
-                    raise fail(f"an integer after {op!r}") from None
-                tests.append(_compare(key, number, greater=op == ">"))
-            else:
-                raise fail("'=', '==', '!=', 'in', 'notin', '<', '>' or ','")
-        if pos < len(tokens):
-            if tokens[pos] != ",":
-                raise fail("','")
-            pos += 1
-            if pos == len(tokens):
-                raise fail("a requirement after ','")
-    return LabelSelector(text, tuple(tests))
-
-
-def _tokenize(text: str, argument: str) -> list[str]:
-    tokens = []
-    pos = 0
-    end = len(text.rstrip())
-    while pos < end:
-        match = _TOKEN.match(text, pos)
-        if match is None:  # pragma: no cover - every character belongs to some token
-            raise ValueError(f"{argument}: cannot parse {text!r} at position {pos}")
-        tokens.append(match.group(1))
-        pos = match.end()
+            start = i
+            while i < len(text) and not text[i].isspace() and text[i] not in _SPECIAL:
+                i += 1
+            tokens.append(text[start:i])
     return tokens
 
 
-def _present(key: str) -> _LabelTest:
-    return lambda labels: key in labels
+def _identifier(token: str | None) -> bool:
+    return token is not None and token not in _SYMBOLS
 
 
-def _absent(key: str) -> _LabelTest:
-    return lambda labels: key not in labels
+def _unparsable(found: str | None, expected: str) -> SelectorSyntaxError:
+    return SelectorSyntaxError(
+        f"unable to parse requirement: found '{found or ''}', expected: {expected}"
+    )
 
 
-def _one_of(key: str, values: set[str], *, negate: bool) -> _LabelTest:
-    frozen = frozenset(values)
-    if negate:
-        return lambda labels: labels.get(key) not in frozen
-    return lambda labels: key in labels and labels[key] in frozen
+def parse_requirements(text: str) -> tuple[LabelRequirement, ...]:
+    """Parse a label selector string as the API server does; an empty one selects all.
+
+    The whole syntax: ``a=b``, ``a==b``, ``a!=b`` (true when ``a`` is absent too),
+    ``a in (x,y)``, ``a notin (x,y)`` (true when absent too), ``a`` (present), ``!a``
+    (absent), ``a>1`` and ``a<1`` (integer values); ``,`` is "and". Raises
+    :class:`SelectorSyntaxError` with the server's message.
+    """
+    tokens = _tokens(text)
+    pos = 0
+    requirements: list[LabelRequirement] = []
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    while pos < len(tokens):
+        negate = peek() == "!"
+        if negate:
+            pos += 1
+        key = peek()
+        if key is None or not _identifier(key):
+            raise _unparsable(key, "identifier")
+        pos += 1
+        nxt = peek()
+        if nxt is None or nxt == ",":
+            requirements.append(LabelRequirement(key, "!exists" if negate else "exists"))
+        elif negate:
+            raise _unparsable(nxt, "',' or 'end of string'")
+        elif nxt in ("=", "==", "!="):
+            pos += 1
+            value = peek()
+            if value is not None and _identifier(value):
+                pos += 1
+            else:
+                value = ""  # `a=` selects the empty value
+            requirements.append(LabelRequirement(key, "!=" if nxt == "!=" else "=", (value,)))
+        elif nxt in ("in", "notin"):
+            pos += 1
+            if peek() != "(":
+                raise SelectorSyntaxError(
+                    f"unable to parse requirement: found '{peek() or ''}' expected: '('"
+                )
+            pos += 1
+            values: list[str] = []
+            while True:
+                token = peek()
+                if token == ")":
+                    pos += 1
+                    break
+                if token == ",":
+                    pos += 1
+                    continue
+                if token is None or not _identifier(token):
+                    raise _unparsable(token, "',', ')' or identifier")
+                values.append(token)
+                pos += 1
+            if not values:
+                raise SelectorSyntaxError(
+                    f"unable to parse requirement: values[0][{key}]: Invalid value: \"\":"
+                    " for 'in', 'notin' operators, values set can't be empty"
+                )
+            requirements.append(LabelRequirement(key, nxt, tuple(values)))
+        elif nxt in ("<", ">"):
+            pos += 1
+            value = peek()
+            if value is None or not _identifier(value) or not value.lstrip("-").isdigit():
+                raise SelectorSyntaxError(
+                    "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be"
+                    f" an integer, got {value!r}"
+                )
+            pos += 1
+            requirements.append(LabelRequirement(key, "gt" if nxt == ">" else "lt", (value,)))
+        else:
+            raise _unparsable(nxt, "in, notin, =, ==, !=, gt, lt")
+        if peek() == ",":
+            pos += 1
+            if peek() is None:
+                raise _unparsable(None, "identifier")
+        elif peek() is not None:
+            raise _unparsable(peek(), "',' or 'end of string'")
+    return tuple(requirements)
 
 
-def _compare(key: str, bound: int, *, greater: bool) -> _LabelTest:
-    def test(labels: Mapping[str, str]) -> bool:
-        try:
-            value = int(labels[key])
-        except (KeyError, ValueError):
-            return False
-        return value > bound if greater else value < bound
+def parse_label_selector(selector: object, argument: str = "label_selector") -> LabelSelector:
+    """Parse a label selector given as a str or a mapping (as ``list()`` takes them); a
+    syntax error raises ``ValueError`` naming ``argument`` (see :func:`parse_requirements`
+    for the syntax)."""
+    text = render_label_selector(selector, argument)
+    try:
+        return LabelSelector(text, parse_requirements(text))
+    except SelectorSyntaxError as exc:
+        raise ValueError(f"{argument}: cannot parse {text!r}: {exc}") from None
 
-    return test
+
+_API_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists",
+                  "DoesNotExist": "!exists"}
+
+
+def label_selector_from_api(selector: object, argument: str = "selector") -> LabelSelector:
+    """A ``metav1.LabelSelector`` (``matchLabels`` and ``matchExpressions``, a dict or a
+    model) as a :class:`LabelSelector`. ``None`` selects nothing, an empty one everything,
+    as for the selectors of PodDisruptionBudgets and workloads."""
+    if selector is None:
+        return LabelSelector("<none>", (LabelRequirement("", "in", ()),))
+    if not isinstance(selector, Mapping):
+        to_builtins = getattr(selector, "__struct_fields__", None)
+        if to_builtins is None:
+            raise ValueError(f"{argument} must be a LabelSelector, got {selector!r}")
+        import msgspec
+
+        selector = msgspec.to_builtins(selector)
+        assert isinstance(selector, Mapping)
+    requirements = [LabelRequirement(str(k), "=", (str(v),))
+                    for k, v in (selector.get("matchLabels") or {}).items()]
+    for index, expression in enumerate(selector.get("matchExpressions") or []):
+        op = _API_OPERATORS.get(expression.get("operator"))
+        if op is None:
+            raise ValueError(
+                f"{argument}.matchExpressions[{index}].operator must be one of"
+                f" {', '.join(_API_OPERATORS)}, got {expression.get('operator')!r}"
+            )
+        values = tuple(expression.get("values") or ())
+        requirements.append(LabelRequirement(str(expression.get("key")), op, values))
+    text = ",".join(_render_requirement(r) for r in requirements)
+    return LabelSelector(text, tuple(requirements))
+
+
+def _render_requirement(requirement: LabelRequirement) -> str:
+    key, op, values = requirement.key, requirement.op, requirement.values
+    if op == "exists":
+        return key
+    if op == "!exists":
+        return f"!{key}"
+    if op in ("in", "notin"):
+        return f"{key} {op} ({','.join(values)})"
+    return f"{key}{op}{values[0]}"

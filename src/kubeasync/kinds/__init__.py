@@ -42,6 +42,7 @@ __all__ = [
     "NAMESPACES",
     "PERSISTENT_VOLUME_CLAIMS",
     "PODS",
+    "POD_DISRUPTION_BUDGETS",
     "SERVICES",
     "KindAttributes",
     "PodApi",
@@ -119,6 +120,18 @@ CONFIG_MAPS: ResourceDescriptor[ConfigMap, ConfigMapList] = ResourceDescriptor(
     attribute="config_maps",
 )
 
+POD_DISRUPTION_BUDGETS: ResourceDescriptor[dict[str, Any], dict[str, Any]] = ResourceDescriptor(
+    kind="PodDisruptionBudget",
+    group="policy",
+    version="v1",
+    plural="poddisruptionbudgets",
+    model=dict,
+    list_model=dict,
+    subresources={"status"},
+    short_names=("pdb",),
+    attribute="pod_disruption_budgets",
+)
+
 BUILTIN_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
     PODS,
     JOBS,
@@ -126,6 +139,7 @@ BUILTIN_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
     PERSISTENT_VOLUME_CLAIMS,
     NAMESPACES,
     CONFIG_MAPS,
+    POD_DISRUPTION_BUDGETS,
 )
 """Every resource with a :class:`~kubeasync.Client` attribute and a route in the embedded server."""
 
@@ -159,3 +173,4 @@ class KindAttributes:
     persistent_volume_claims: StatusApi[PersistentVolumeClaim, PersistentVolumeClaimList]
     namespaces: StatusApi[Namespace, NamespaceList]
     config_maps: ResourceApi[ConfigMap, ConfigMapList]
+    pod_disruption_budgets: StatusApi[dict[str, Any], dict[str, Any]]

@@ -29,6 +29,7 @@ from ..core.descriptor import ResourceDescriptor
 from ..kinds import BUILTIN_RESOURCES
 from . import _status as st
 from ._cluster import NODE_NAME, ControlPlane
+from ._eviction import evict
 from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
 from ._kubelet_proxy import KubeletProxy
@@ -59,7 +60,7 @@ DEFAULT_VERSION: dict[str, str] = {
 }
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
-                      "finalize": ["update"], "binding": ["create"],
+                      "finalize": ["update"], "eviction": ["create"], "binding": ["create"],
                       "exec": ["create", "get"], "attach": ["create", "get"],
                       "portforward": ["create", "get"]}
 # What the server serves beyond the subresources of the table (which the client has
@@ -591,6 +592,11 @@ class FakeApiServer:
             if method != "GET":
                 raise st.method_not_allowed()
             return await self.kubelets.logs(request, registry.get(d, namespace, name))
+        if subresource == "eviction":
+            if method != "POST":
+                raise st.method_not_allowed()
+            return self._json(request, evict(self.registry, self.registry.resources, d, namespace or "",
+                                             name, await request.read()), 201)
         if subresource in ("exec", "attach", "portforward"):
             if method not in ("GET", "POST"):
                 raise st.method_not_allowed()
