@@ -24,6 +24,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import termios
 import uuid
@@ -505,3 +506,24 @@ async def test_kubectl_exec_with_a_terminal(node: Node, real_kubeconfig: str) ->
             process.kill()
             await process.wait()
         os.close(controller)
+
+
+# ------------------------------------------------------------------ the example
+
+
+async def test_the_exec_and_forward_example(node: Node, real_kubeconfig: str) -> None:
+    checkout = Path(__file__).resolve().parent.parent.parent
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(checkout / "examples" / "exec_and_forward.py"),
+        "--kubeconfig", real_kubeconfig, "-n", node.namespace, "--deployment", "web",
+        "--create", "--port", "80", "--", "sh", "-c", "hostname; exit 2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": f"{checkout / 'src'}{os.pathsep}{checkout}"})
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 2, err.decode()  # the command's exit code
+    pod = out.decode().strip()
+    assert pod.startswith("web-")  # the hostname of a pod of the Deployment
+    assert f"{pod}: sh -c hostname; exit 2 exited with 2" in err.decode()
+    # the node's echo server answers the forwarded port with the request itself
+    assert f"{pod}:80 answered: GET / HTTP/1.0" in err.decode()
