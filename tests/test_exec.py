@@ -115,6 +115,12 @@ async def test_stdin_is_sent_and_half_closed(kube: kubeasync.Client, web: str) -
     assert (await kube.pods.exec(web, ["wc", "-c"], stdin=b"")).stdout == b"0\n"
 
 
+async def test_stdin_nobody_reads(kube: kubeasync.Client, web: str) -> None:
+    # the command ends at once: the rest of stdin has nowhere to go, and that is no error
+    result = await kube.pods.exec(web, ["sh", "-c", "echo done"], stdin=os.urandom(8 << 20))
+    assert (result.stdout, result.exit_code) == (b"done\n", 0)
+
+
 async def test_an_interactive_stream(kube: kubeasync.Client, web: str) -> None:
     async with kube.pods.exec_stream(web, ["cat"], stdin=True) as proc:
         assert proc.protocol == V5

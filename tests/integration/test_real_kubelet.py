@@ -49,6 +49,7 @@ TIMINGS = Timings(start=0.1, run=0.5, terminate=0.1, restart=0.2)
 DEPLOYMENTS = custom_resource(group="apps", version="v1", kind="Deployment",
                               plural="deployments", subresources=("status", "scale"))
 KUBECTL = shutil.which("kubectl")
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
 
 
 class Node:
@@ -512,7 +513,7 @@ async def test_kubectl_exec_with_a_terminal(node: Node, real_kubeconfig: str) ->
 
 
 async def test_the_exec_and_forward_example(node: Node, real_kubeconfig: str) -> None:
-    checkout = Path(__file__).resolve().parent.parent.parent
+    checkout = CHECKOUT
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(checkout / "examples" / "exec_and_forward.py"),
         "--kubeconfig", real_kubeconfig, "-n", node.namespace, "--deployment", "web",

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..core.errors import RequestTimeout, StreamError
+from ..core.errors import RequestTimeout, StreamError, TransportError
 from ..core.request import Request
 from ..transport.base import WebSocket
 from . import channel
@@ -173,8 +173,12 @@ class ExecStdin:
         if self.closed:
             return
         self.closed = True
+        if self._process.ended:
+            return  # the command is over: nothing reads its stdin any more
         if channel.supports_close(self._process.protocol):
-            await self._process._send(channel.close_frame(Channel.STDIN, self._process.protocol))
+            with contextlib.suppress(StreamError):  # it ended just now
+                await self._process._send(channel.close_frame(Channel.STDIN,
+                                                              self._process.protocol))
         else:
             self._process._stdin_closed_socket = True
             await self._process.close()
@@ -231,11 +235,19 @@ class ExecProcess:
             self.stdout._end()
             self.stderr._end()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the connection is over (the command ended, or it was closed)."""
+        return self._closed or self._pump.done()
+
     async def _send(self, message: bytes) -> None:
-        if self._closed or self._pump.done():
+        if self.ended:
             raise StreamError(f"{self.what}: the connection is closed (the command has ended)")
         async with self._send_lock:
-            await self._ws.send(message)
+            try:
+                await self._ws.send(message)
+            except TransportError as error:  # closed under us; wait() says how it ended
+                raise StreamError(f"{self.what}: the connection is closed: {error}") from None
 
     async def resize(self, width: int, height: int) -> None:
         """Tell the command its terminal is now ``width`` x ``height`` characters."""

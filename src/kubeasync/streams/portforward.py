@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..core.errors import StreamError
+from ..core.errors import StreamError, TransportError
 from ..core.request import Request
 from ..transport.base import WebSocket
 from . import channel
@@ -220,7 +220,11 @@ class _PortStream:
         if self.closed or self.pump.done():
             raise StreamError(f"{self.what}: the connection to port {self.port} is closed")
         async with self._send_lock:
-            await self.ws.send(channel.port_data_frame(0, data))
+            try:
+                await self.ws.send(channel.port_data_frame(0, data))
+            except TransportError as error:
+                raise StreamError(f"{self.what}: the connection to port {self.port} is"
+                                  f" closed: {error}") from None
 
     async def close(self) -> None:
         if self.closed:
