@@ -132,7 +132,10 @@ class FailingAfterFirst(VaultToken):
     async def fetch(self) -> Credential:
         if self.fetches:
             self.fetches += 1
-            await asyncio.sleep(0.05)
+            # Long enough for all ten 401s to arrive while it runs, even on a busy machine
+            # (each of the ten may open its own TLS connection): a 401 that came after the
+            # failure would rightly try the vault again.
+            await asyncio.sleep(1.0)
             raise kubeasync.ConfigError("the vault is sealed")
         return await super().fetch()
 

@@ -205,7 +205,7 @@ async def test_custom_resource_status_keeps_metadata() -> None:
     # unlike built-in kinds, a custom resource's /status changes nothing but .status
     widgets = kubeasync.custom_resource(group="example.com", version="v1", kind="Widget",
                                         plural="widgets")
-    async with FakeApiServer(resources=(*kubeasync.kinds.BUILTIN_RESOURCES, widgets)) as server, \
+    async with FakeApiServer(resources=(*kubeasync.kinds.SEED_RESOURCES, widgets)) as server, \
             kubeasync.Client(server.config()) as kube:
         api = kube.resource(widgets)
         await api.create({"metadata": {"name": "w", "labels": {"a": "1"}}, "spec": {"size": 1}})

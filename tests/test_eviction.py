@@ -14,10 +14,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 import kubeasync
+from kubeasync.kinds import POLICY_V1_POD_DISRUPTION_BUDGETS, SEED_RESOURCES
 from kubeasync.testing import FakeApiServer, Timings
 
 FAST = Timings(schedule=0.01, start=0.01, run=0.05, terminate=0.01)
-simulated = pytest.mark.fake_apiserver(simulate=True, timings=FAST)
+simulated = pytest.mark.fake_apiserver(
+    simulate=True, timings=FAST, resources=(*SEED_RESOURCES, POLICY_V1_POD_DISRUPTION_BUDGETS))
 
 
 def pod(name: str, **labels: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import pytest
 
 import kubeasync
 from kubeasync.core.descriptor import custom_resource
-from kubeasync.kinds import BUILTIN_RESOURCES
+from kubeasync.kinds import SEED_RESOURCES
 from kubeasync.testing import FakeApiServer
 
 
@@ -28,9 +28,6 @@ async def test_core_and_group_discovery(api, fake_apiserver):
         {"name": "batch",
          "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
          "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}},
-        {"name": "policy",
-         "versions": [{"groupVersion": "policy/v1", "version": "v1"}],
-         "preferredVersion": {"groupVersion": "policy/v1", "version": "v1"}},
         # Leases, for kubelets (the nodes' heartbeats in kube-node-lease)
         {"name": "coordination.k8s.io",
          "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
@@ -62,8 +59,7 @@ async def test_resource_lists_come_from_the_table(api):
     assert batch["groupVersion"] == "batch/v1" and batch["apiVersion"] == "v1"
     assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status"}
     served = {r["name"] for r in core["resources"] + batch["resources"] if "/" not in r["name"]}
-    assert served == {d.plural for d in BUILTIN_RESOURCES
-                      if d.group in ("", "batch")} | {"nodes"}
+    assert served == {d.plural for d in SEED_RESOURCES} | {"nodes"}
     # what the server does for pods beyond the client's methods: the scheduler's binding,
     # and the streams it proxies to the pod's kubelet
     assert by_name["pods/binding"]["verbs"] == ["create"]
@@ -73,8 +69,7 @@ async def test_resource_lists_come_from_the_table(api):
 
 async def test_openapi_v3(api):
     _, index = await api("GET", "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/batch/v1", "apis/policy/v1",
-                                   "apis/coordination.k8s.io/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"}
     status, doc = await api("GET", index["paths"]["apis/batch/v1"]["serverRelativeURL"])
     assert status == 200 and doc["openapi"].startswith("3.")
     patch = doc["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"]
@@ -103,7 +98,7 @@ async def test_unsupported_verbs(api):
 
 async def test_custom_resources_are_served_from_their_descriptor():
     widgets = custom_resource(group="example.com", version="v1", kind="Widget", plural="widgets")
-    async with FakeApiServer(resources=(*BUILTIN_RESOURCES, widgets)) as server, \
+    async with FakeApiServer(resources=(*SEED_RESOURCES, widgets)) as server, \
             kubeasync.Client(server.config()) as kube:
         api = kube.resource(widgets)
         created = await api.create({"metadata": {"name": "w1"}, "spec": {"size": 3}},

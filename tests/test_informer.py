@@ -19,7 +19,7 @@ import pytest_asyncio
 import kubeasync
 from kubeasync import Backoff, Change, ChangesLagged, Informer
 from kubeasync.core.descriptor import custom_resource
-from kubeasync.kinds import BUILTIN_RESOURCES, PODS
+from kubeasync.kinds import PODS, SEED_RESOURCES
 from kubeasync.selectors import DoesNotExist, Exists, In, NotEqual, NotIn
 from kubeasync.testing import FakeApiServer
 from kubeasync.transport.policy import NO_RETRY
@@ -216,11 +216,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
 WIDGETS = custom_resource(group="example.com", version="v1", kind="Widget", plural="widgets")
 
 
-@pytest.mark.fake_apiserver(resources=[*BUILTIN_RESOURCES, WIDGETS])
+@pytest.mark.fake_apiserver(resources=[*SEED_RESOURCES, WIDGETS])
 async def test_every_resource_of_the_table_and_custom_resources(
     kube: kubeasync.Client, fake_apiserver: FakeApiServer
 ) -> None:
-    assert set(SAMPLES) == {d.attribute for d in BUILTIN_RESOURCES}
+    assert set(SAMPLES) == {d.attribute for d in SEED_RESOURCES}
     widgets = kube.resource(WIDGETS)
     informers = [getattr(kube, attribute).informer(backoff=FAST) for attribute in SAMPLES]
     informers.append(widgets.informer(backoff=FAST))

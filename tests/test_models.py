@@ -6,6 +6,8 @@ import copy
 import doctest
 import importlib.util
 import json
+import re
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -59,15 +61,110 @@ def _load_generator() -> ModuleType:
 
 
 gen_models = _load_generator()
+GVK_KEY = "x-kubernetes-group-version-kind"
+
+FLAT_0_1: dict[str, str] = {
+    name: module
+    for module, names in {
+        "batch_v1": """
+            Job JobCondition JobList JobSchedulingConfiguration JobSpec JobStatus
+            PodFailurePolicy PodFailurePolicyOnExitCodesRequirement
+            PodFailurePolicyOnPodConditionsPattern PodFailurePolicyRule SuccessPolicy
+            SuccessPolicyRule UncountedTerminatedPods
+        """,
+        "core_v1": """
+            Affinity AppArmorProfile AWSElasticBlockStoreVolumeSource
+            AzureDiskVolumeSource AzureFileVolumeSource Capabilities CephFSVolumeSource
+            CinderVolumeSource ClientIPConfig ClusterTrustBundleProjection ConfigMap
+            ConfigMapEnvSource ConfigMapKeySelector ConfigMapList ConfigMapProjection
+            ConfigMapVolumeSource Container ContainerExtendedResourceRequest
+            ContainerPort ContainerResizePolicy ContainerRestartRule
+            ContainerRestartRuleOnExitCodes ContainerState ContainerStateRunning
+            ContainerStateTerminated ContainerStateWaiting ContainerStatus ContainerUser
+            CSIVolumeSource DownwardAPIProjection DownwardAPIVolumeFile
+            DownwardAPIVolumeSource EmptyDirVolumeSource EnvFromSource EnvVar
+            EnvVarSource EphemeralContainer EphemeralVolumeSource EvictionResponder
+            ExecAction FCVolumeSource FileKeySelector FlexVolumeSource
+            FlockerVolumeSource GCEPersistentDiskVolumeSource GitRepoVolumeSource
+            GlusterfsVolumeSource GRPCAction HostAlias HostIP HostPathVolumeSource
+            HTTPGetAction HTTPHeader ImageVolumeSource ImageVolumeStatus
+            ISCSIVolumeSource KeyToPath Lifecycle LifecycleHandler LinuxContainerUser
+            LoadBalancerIngress LoadBalancerStatus LocalObjectReference
+            ModifyVolumeStatus Namespace NamespaceCondition NamespaceList NamespaceSpec
+            NamespaceStatus NFSVolumeSource NodeAffinity NodeAllocatableMappedResources
+            NodeAllocatableOverheadResources NodeAllocatableResourceClaimStatus
+            NodeSelector NodeSelectorRequirement NodeSelectorTerm ObjectFieldSelector
+            PersistentVolumeClaim PersistentVolumeClaimCondition
+            PersistentVolumeClaimList PersistentVolumeClaimSpec
+            PersistentVolumeClaimStatus PersistentVolumeClaimTemplate
+            PersistentVolumeClaimVolumeSource PhotonPersistentDiskVolumeSource Pod
+            PodAffinity PodAffinityTerm PodAntiAffinity PodCertificateProjection
+            PodCondition PodDNSConfig PodDNSConfigOption PodExtendedResourceClaimStatus
+            PodIP PodList PodOS PodReadinessGate PodResourceClaim PodResourceClaimStatus
+            PodSchedulingGate PodSchedulingGroup PodSecurityContext PodSpec PodStatus
+            PodTemplateSpec PodVolumeHealth PortStatus PortworxVolumeSource
+            PreferredSchedulingTerm Probe ProjectedVolumeSource QuobyteVolumeSource
+            RBDVolumeSource ResourceClaim ResourceFieldSelector ResourceHealth
+            ResourceRequirements ResourceStatus ScaleIOVolumeSource SeccompProfile
+            SecretEnvSource SecretKeySelector SecretProjection SecretVolumeSource
+            SecurityContext SELinuxOptions Service ServiceAccountTokenProjection
+            ServiceList ServicePort ServiceSpec ServiceStatus SessionAffinityConfig
+            SleepAction StorageOSVolumeSource Sysctl TCPSocketAction Toleration
+            TopologySpreadConstraint TypedLocalObjectReference TypedObjectReference
+            Volume VolumeDevice VolumeHealthCondition VolumeHealthStatus VolumeMount
+            VolumeMountStatus VolumeProjection VolumeResourceRequirements VolumeStatus
+            VsphereVirtualDiskVolumeSource WeightedPodAffinityTerm
+            WindowsSecurityContextOptions
+        """,
+        "meta_v1": """
+            APIGroup APIGroupList APIResource APIResourceList APIVersions Condition
+            DeleteOptions FieldSelectorRequirement GroupResource
+            GroupVersionForDiscovery LabelSelector LabelSelectorRequirement ListMeta
+            ManagedFieldsEntry ObjectMeta OwnerReference Patch Preconditions
+            ServerAddressByClientCIDR ShardInfo Status StatusCause StatusDetails
+            WatchEvent
+        """,
+        "scheduling_v1alpha3": """
+            TopologyConstraint WorkloadPodGroupAllDisruptionMode
+            WorkloadPodGroupBasicSchedulingPolicy WorkloadPodGroupDisruptionMode
+            WorkloadPodGroupGangSchedulingPolicy WorkloadPodGroupResourceClaim
+            WorkloadPodGroupSchedulingConstraints WorkloadPodGroupSchedulingPolicy
+            WorkloadPodGroupSingleDisruptionMode
+        """,
+        "version": """
+            Info
+        """,
+    }.items()
+    for name in names.split()
+}
+"""The names kubeasync.models exported in 0.1 (other than _base's), by module."""
+
+
+def model_modules() -> list[ModuleType]:
+    """Every generated group-version module."""
+    return [
+        importlib.import_module(f"kubeasync.models.{path.stem}")
+        for path in sorted(MODELS_DIR.glob("*.py"))
+        if not path.stem.startswith("_")
+    ]
 
 
 def model_classes() -> list[type[KubeModel]]:
+    """Every generated class of every module."""
     out = []
-    for name in models.__all__:
-        obj = getattr(models, name)
-        if isinstance(obj, type) and issubclass(obj, KubeModel) and obj is not KubeModel:
-            out.append(obj)
+    for module in model_modules():
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, type) and issubclass(obj, KubeModel) and obj is not KubeModel:
+                out.append(obj)
     return out
+
+
+def never_none_fields(cls: type[KubeModel]) -> set[str]:
+    """The fields of a class that are never None: a kind's metadata, a list's items."""
+    return {
+        f.name for f in msgspec.structs.fields(cls) if f.default_factory is not msgspec.NODEFAULT
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,7 +625,11 @@ ROUND_TRIP_CASES = [
     pytest.param(Status, STATUS, id="Status"),
     pytest.param(ConfigMap, CONFIGMAP, id="ConfigMap"),
     pytest.param(PodList, POD_LIST, id="PodList"),
-    pytest.param(ServiceList, {"kind": "ServiceList", "items": [SERVICE]}, id="ServiceList"),
+    pytest.param(
+        ServiceList,
+        {"kind": "ServiceList", "metadata": {"resourceVersion": "9"}, "items": [SERVICE]},
+        id="ServiceList",
+    ),
     pytest.param(WatchEvent, {"type": "ADDED", "object": copy.deepcopy(POD)}, id="WatchEvent"),
 ]
 
@@ -578,27 +679,51 @@ def test_keyword_only() -> None:
 
 def test_every_class_decodes_and_encodes() -> None:
     classes = model_classes()
-    assert len(classes) > 150
+    assert len(classes) > 700
     for cls in classes:
         assert cls.__struct_config__.gc is False, cls
         decoder = msgspec.json.Decoder(cls)
         empty = decoder.decode(b"{}")
-        assert msgspec.json.encode(empty) == b"{}", cls
-        # Every field may be null on the wire.
+        # An empty object encodes as {} but for the metadata that is never None.
+        expected = b'{"metadata":{}}' if "metadata" in never_none_fields(cls) else b"{}"
+        assert msgspec.json.encode(empty) == expected, cls
+        # Every field may be null on the wire; the never-None ones decode as their default.
         nulls = {f.encode_name: None for f in msgspec.structs.fields(cls)}
-        decoder.decode(msgspec.json.encode(nulls))
+        decoded = decoder.decode(msgspec.json.encode(nulls))
+        for name in never_none_fields(cls):
+            assert getattr(decoded, name) == getattr(empty, name), (cls, name)
 
 
-def test_every_field_is_optional_none_except_fields_v1() -> None:
+def test_every_field_is_optional_none_except_fields_v1_metadata_and_items() -> None:
+    never_none = 0
     for cls in model_classes():
         for f in msgspec.structs.fields(cls):
             if f.type is msgspec.Raw:
                 assert f.encode_name == "fieldsV1", (cls, f.name)
                 assert f.default == msgspec.Raw()
+            elif f.name in never_none_fields(cls):
+                # a kind's metadata, a list kind's items
+                never_none += 1
+                if f.name == "items":
+                    assert cls.__name__.endswith("List"), cls
+                    assert f.default_factory is list
+                else:
+                    assert f.name == "metadata", (cls, f.name)
+                    assert f.default_factory in (ObjectMeta, ListMeta), cls
             else:
                 assert f.default is None, (cls, f.name)
                 assert f.name.isidentifier() and not f.name.startswith("_")
             assert f.name != "kind" or f.default is None
+    assert never_none > 250
+
+
+def test_never_none_fields_are_those_of_kinds_and_lists() -> None:
+    assert never_none_fields(Pod) == {"metadata"}
+    assert never_none_fields(PodList) == {"items", "metadata"}
+    assert never_none_fields(Status) == {"metadata"}  # a kind, with ListMeta
+    assert never_none_fields(models.PodTemplateSpec) == set()  # not a kind: stays Optional
+    assert never_none_fields(ObjectMeta) == set()
+    assert never_none_fields(WatchEvent) == set()
 
 
 @pytest.mark.parametrize(
@@ -754,7 +879,12 @@ def test_status_details() -> None:
 
 
 def test_unset_fields_are_omitted() -> None:
-    assert msgspec.json.encode(Pod()) == b"{}"
+    # metadata is never None: Pod() has an empty ObjectMeta, written as {}; an empty items
+    # list is left out
+    assert msgspec.json.encode(Pod()) == b'{"metadata":{}}'
+    assert msgspec.json.encode(PodList()) == b'{"metadata":{}}'
+    assert msgspec.json.encode(Pod(spec=PodSpec())) == b'{"metadata":{},"spec":{}}'
+    assert msgspec.json.encode(PodSpec()) == b"{}"
     assert msgspec.json.encode(ManagedFieldsEntry()) == b"{}"
     assert msgspec.json.encode(Pod(metadata=ObjectMeta(name="a"))) == b'{"metadata":{"name":"a"}}'
     assert repr(Pod(metadata=ObjectMeta(name="a"))) == "Pod(metadata=ObjectMeta(name='a'))"
@@ -773,17 +903,73 @@ def test_unknown_fields_are_ignored() -> None:
     assert pod == Pod(kind="Pod", metadata=ObjectMeta(name="a"))
 
 
+# What kube-apiserver 1.20 sends as a watch BOOKMARK of pods.
+BOOKMARK_LINE = (
+    b'{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":'
+    b'{"resourceVersion":"12345","creationTimestamp":null},"spec":{"containers":null},'
+    b'"status":{}}}'
+)
+
+
+class PodEvent(msgspec.Struct):
+    type: str
+    object: Pod
+
+
 def test_bookmark_decodes() -> None:
-    data = (
-        b'{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"123"},'
-        b'"spec":{"containers":null},"status":{}}'
-    )
-    pod = msgspec.json.decode(data, type=Pod)
-    assert pod.metadata is not None and pod.metadata.resource_version == "123"
-    assert pod.spec is not None and pod.spec.containers is None
-    event = msgspec.json.decode(b'{"type":"BOOKMARK","object":' + data + b"}", type=WatchEvent)
+    event = msgspec.json.decode(BOOKMARK_LINE, type=PodEvent)
     assert event.type == "BOOKMARK"
-    assert event.object is not None and event.object["metadata"] == {"resourceVersion": "123"}
+    pod = event.object
+    assert pod.metadata.resource_version == "12345"
+    assert pod.metadata.creation_timestamp is None
+    assert pod.spec is not None and pod.spec.containers is None
+    generic = msgspec.json.decode(BOOKMARK_LINE, type=WatchEvent)
+    assert generic.object is not None
+    assert generic.object["metadata"]["resourceVersion"] == "12345"
+
+
+def test_null_and_missing_metadata_and_items_decode_as_defaults() -> None:
+    assert msgspec.json.decode(b'{"metadata":null}', type=Pod).metadata == ObjectMeta()
+    assert msgspec.json.decode(b"{}", type=Pod).metadata == ObjectMeta()
+    empty = msgspec.json.decode(b'{"kind":"PodList","items":null,"metadata":null}', type=PodList)
+    assert empty.items == [] and empty.metadata == ListMeta()
+    missing = msgspec.json.Decoder(PodList).decode(b'{"kind":"PodList"}')
+    assert missing.items == [] and missing.metadata == ListMeta()
+    listed = msgspec.json.decode(b'{"items":[{"metadata":null},{}]}', type=PodList)
+    assert [pod.metadata for pod in listed.items] == [ObjectMeta(), ObjectMeta()]
+    # built without metadata, a Pod still has one, and each its own
+    first, second = Pod(), Pod(spec=PodSpec())
+    assert first.metadata == ObjectMeta() and first.metadata is not second.metadata
+    first.metadata.name = "a"
+    assert second.metadata.name is None
+    # None given by hand (a type error) is normalised the same way
+    assert PodList(items=None).items == []  # type: ignore[arg-type]
+
+
+def test_never_none_fields_and_the_docs_type_check_under_mypy_strict(tmp_path: Path) -> None:
+    from mypy import api
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "from kubeasync.models import PodList\n"
+        "from kubeasync.models.apps_v1 import DeploymentList\n\n\n"
+        "def names(pods: PodList, deployments: DeploymentList) -> list[str]:\n"
+        "    out = [pod.metadata.name or '' for pod in pods.items]\n"
+        "    out += [d.metadata.name or '' for d in deployments.items]\n"
+        "    token: str | None = pods.metadata.continue_\n"
+        "    return [*out, token or '']\n",
+        encoding="utf-8",
+    )
+    scripts = [user]
+    docs = (REPO / "docs" / "models.md").read_text(encoding="utf-8")
+    for index, block in enumerate(re.findall(r"```python\n(.*?)```", docs, re.DOTALL)):
+        scripts.append(tmp_path / f"models_md_{index}.py")
+        scripts[-1].write_text(block, encoding="utf-8")
+    assert len(scripts) >= 3
+    stdout, stderr, status = api.run(
+        ["--strict", "--cache-dir", str(tmp_path / "cache"), *map(str, scripts)]
+    )
+    assert status == 0, stdout + stderr
 
 
 def test_fields_v1_null_and_missing() -> None:
@@ -843,12 +1029,10 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     out = tmp_path / "models"
     assert gen_models.main(["--out", str(out)]) == 0
     generated = sorted(p.name for p in out.iterdir())
-    committed = sorted(
-        p.name
-        for p in MODELS_DIR.iterdir()
-        if p.name.startswith("_generated_") and p.suffix == ".py"
-    )
-    assert generated == sorted([*committed, "__init__.py"])
+    committed = gen_models.generated_files(MODELS_DIR)
+    assert generated == committed
+    assert "__init__.py" in committed and "core_v1.py" in committed
+    assert "_base.py" not in committed
     for name in generated:
         assert (out / name).read_bytes() == (MODELS_DIR / name).read_bytes(), name
     # a second run gives the same bytes and --check agrees
@@ -856,43 +1040,161 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
         gen_models.DEFAULT_DEFINITIONS
     )
     assert gen_models.main(["--out", str(out), "--check"]) == 0
-    (out / "_generated_core_v1.py").write_text("# stale\n")
+    (out / "core_v1.py").write_text("# stale\n")
     assert gen_models.main(["--out", str(out), "--check"]) == 1
+    assert gen_models.main(["--out", str(out)]) == 0
+    # a generated module that the definitions no longer give is stale too, and is removed
+    (out / "old_v1.py").write_text(gen_models.HEADER + "an older input.\n")
+    assert gen_models.main(["--out", str(out), "--check"]) == 1
+    assert gen_models.main(["--out", str(out)]) == 0
+    assert not (out / "old_v1.py").exists()
+    assert gen_models.main(["--out", str(out), "--check"]) == 0
+
+
+def test_check_of_the_committed_models() -> None:
+    assert gen_models.main(["--check"]) == 0
 
 
 def test_generated_files_have_header() -> None:
-    for path in [*sorted(MODELS_DIR.glob("_generated_*.py")), MODELS_DIR / "__init__.py"]:
-        head = path.read_text(encoding="utf-8").splitlines()[:2]
-        assert head[0].startswith("# Generated by tools/gen_models.py from tools/openapi/"), path
-        assert "Do not edit by hand" in head[1], path
+    files = gen_models.generated_files(MODELS_DIR)
+    assert len(files) > 30
+    for name in files:
+        head = (MODELS_DIR / name).read_text(encoding="utf-8").splitlines()[:2]
+        assert head[0].startswith("# Generated by tools/gen_models.py from tools/openapi/"), name
+        assert "Do not edit by hand" in head[1], name
 
 
 def test_module_layout() -> None:
-    assert models.ObjectMeta.__module__ == "kubeasync.models._generated_meta_v1"
-    assert models.Pod.__module__ == "kubeasync.models._generated_core_v1"
-    assert models.Job.__module__ == "kubeasync.models._generated_batch_v1"
-    assert models.Info.__module__ == "kubeasync.models._generated_version"
-    meta_source = (MODELS_DIR / "_generated_meta_v1.py").read_text(encoding="utf-8")
-    assert "from ._generated" not in meta_source
-    core_source = (MODELS_DIR / "_generated_core_v1.py").read_text(encoding="utf-8")
-    assert "from ._generated_batch" not in core_source
+    assert models.ObjectMeta.__module__ == "kubeasync.models.meta_v1"
+    assert models.Pod.__module__ == "kubeasync.models.core_v1"
+    assert models.Job.__module__ == "kubeasync.models.batch_v1"
+    assert models.Info.__module__ == "kubeasync.models.version"
+    modules = {path.stem for path in MODELS_DIR.glob("*.py")}
+    for name in (
+        "core_v1", "meta_v1", "apps_v1", "batch_v1", "rbac_authorization_v1",
+        "apiextensions_v1", "apiregistration_v1", "autoscaling_v1", "autoscaling_v2",
+        "resource_v1", "flowcontrol_apiserver_v1", "networking_v1", "events_v1",
+        "coordination_v1", "policy_v1", "storage_v1", "admissionregistration_v1",
+        "certificates_v1", "discovery_v1", "node_v1", "scheduling_v1", "version",
+    ):
+        assert name in modules, name
+    assert not any(name.startswith("_generated_") for name in modules)
+    meta_source = (MODELS_DIR / "meta_v1.py").read_text(encoding="utf-8")
+    assert "from .core_v1" not in meta_source
+    core_source = (MODELS_DIR / "core_v1.py").read_text(encoding="utf-8")
+    assert "from .batch_v1" not in core_source
+    apps_source = (MODELS_DIR / "apps_v1.py").read_text(encoding="utf-8")
+    assert "from .core_v1 import PersistentVolumeClaim, PodTemplateSpec\n" in apps_source
 
 
-def test_name_clash_is_disambiguated() -> None:
+def test_group_version_modules() -> None:
+    from kubeasync.models.apiextensions_v1 import CustomResourceDefinition, JSONSchemaProps
+    from kubeasync.models.apps_v1 import Deployment
+    from kubeasync.models.events_v1 import Event as EventsEvent
+    from kubeasync.models.rbac_authorization_v1 import ClusterRole
+
+    assert Deployment.__module__ == "kubeasync.models.apps_v1"
+    assert ClusterRole.__module__ == "kubeasync.models.rbac_authorization_v1"
+    assert CustomResourceDefinition.__module__ == "kubeasync.models.apiextensions_v1"
+    # two groups' Event: each plain in its module; the flat name is core's
+    assert EventsEvent is not models.Event
+    assert models.Event.__module__ == "kubeasync.models.core_v1"
+    # the submodules are attributes of the package too, imported on first use
+    assert models.apps_v1.Deployment is Deployment
+    assert "apps_v1" in dir(models) and "Pod" in dir(models)
+    with pytest.raises(AttributeError, match="no attribute 'Deployment'"):
+        _ = models.Deployment  # not in the flat namespace of 0.1: import it from apps_v1
+    # $ref and $schema are attributes of JSONSchemaProps
+    props = msgspec.json.decode(b'{"$ref":"#/x","type":"object"}', type=JSONSchemaProps)
+    assert props.ref == "#/x" and props.type == "object"
+
+
+def test_flat_namespace_keeps_every_name_of_0_1() -> None:
+    # the names kubeasync.models exported in 0.1, each still the class of the same definition
+    for name, module in FLAT_0_1.items():
+        obj = getattr(models, name)
+        assert obj is getattr(importlib.import_module(f"kubeasync.models.{module}"), name), name
+        assert name in models.__all__
+
+
+def test_builtin_type_names_as_attributes() -> None:
+    # DeviceAttribute has fields named int and bool: their types are written builtins.int
+    from kubeasync.models.resource_v1 import DeviceAttribute
+
+    data = b'{"int":3,"bool":true,"version":"1.0.0"}'
+    attribute = msgspec.json.decode(data, type=DeviceAttribute)
+    assert attribute.int == 3 and attribute.bool is True and attribute.version == "1.0.0"
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"int":"three"}', type=DeviceAttribute)
+
+
+def test_any_json_definitions() -> None:
+    from kubeasync.models import apiextensions_v1
+
+    assert apiextensions_v1.JSON is Any
+    props = msgspec.json.decode(
+        b'{"default":[1,"a"],"enum":[1,{"a":null}],"additionalProperties":false}',
+        type=apiextensions_v1.JSONSchemaProps,
+    )
+    assert props.default == [1, "a"] and props.enum == [1, {"a": None}]
+    assert props.additional_properties is False
+
+
+def test_reserved_names_get_their_module_as_prefix() -> None:
+    modules = {"io.k8s.api.apps.v1": "apps_v1", "io.k8s.apimachinery.pkg.apis.meta.v1": "meta_v1"}
     names = gen_models.assign_class_names(
         [
-            "io.k8s.api.batch.v1.Status",
             "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
-            "io.k8s.api.core.v1.Pod",
+            "io.k8s.api.apps.v1.Status",
             "io.k8s.api.apps.v1.Time",
-        ]
+        ],
+        modules,
     )
     assert names == {
         "io.k8s.apimachinery.pkg.apis.meta.v1.Status": "Status",
-        "io.k8s.api.batch.v1.Status": "BatchV1Status",
-        "io.k8s.api.core.v1.Pod": "Pod",
+        "io.k8s.api.apps.v1.Status": "Status",  # plain in its own module
         "io.k8s.api.apps.v1.Time": "AppsV1Time",  # "Time" is the _base alias
     }
+
+
+def test_module_names_follow_the_api_group() -> None:
+    defs = gen_models.load_definitions(gen_models.DEFAULT_DEFINITIONS)
+    names = gen_models.module_names(defs)
+    assert names["io.k8s.api.core.v1"] == "core_v1"
+    assert names["io.k8s.api.rbac.v1"] == "rbac_authorization_v1"
+    assert names["io.k8s.api.flowcontrol.v1"] == "flowcontrol_apiserver_v1"
+    assert names["io.k8s.api.apiserverinternal.v1alpha1"] == "internal_apiserver_v1alpha1"
+    assert names["io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1"] == "apiextensions_v1"
+    assert names["io.k8s.kube-aggregator.pkg.apis.apiregistration.v1"] == "apiregistration_v1"
+    assert names["io.k8s.apimachinery.pkg.apis.meta.v1"] == "meta_v1"
+    assert names["io.k8s.apimachinery.pkg.version"] == "version"
+
+
+def _thing(group: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        GVK_KEY: [{"group": group, "version": "v1", "kind": "Thing"}],
+    }
+
+
+def test_clashing_imports_are_aliased() -> None:
+    defs = {
+        "io.k8s.api.apps.v1.Thing": _thing(
+            "apps", {"ref": {"$ref": "#/$defs/io.k8s.api.core.v1.Thing"}}
+        ),
+        "io.k8s.api.core.v1.Thing": _thing("", {"a": {"type": "string"}}),
+    }
+    apps = gen_models.build_modules(defs, flat_modules=("core_v1",)).modules["apps_v1"]
+    assert apps.imports == {"core_v1": {"Thing": "CoreV1Thing"}}
+    source = gen_models.render_module(apps, "test")
+    assert "from .core_v1 import Thing as CoreV1Thing\n" in source
+    assert "ref: CoreV1Thing | None = None" in source
+    # the flat namespace holds one class per name, and its modules must exist
+    with pytest.raises(gen_models.GeneratorError, match="flat namespace has two Thing"):
+        gen_models.build_modules(defs, flat_modules=("apps_v1",))
+    with pytest.raises(gen_models.GeneratorError, match="flat namespace's modules"):
+        gen_models.build_modules(defs, flat_modules=("batch_v1",))
 
 
 def test_generator_fails_loudly() -> None:
@@ -906,3 +1208,227 @@ def test_generator_fails_loudly() -> None:
     props["continue_"] = {"type": "string"}
     with pytest.raises(gen_models.GeneratorError, match="both map to"):
         gen_models.build_modules(changed)
+    changed = copy.deepcopy(defs)
+    changed["io.k8s.api.core.v1.PodSpec"]["properties"]["x"] = {"$ref": "#/$defs/io.k8s.Nope"}
+    with pytest.raises(gen_models.GeneratorError, match="not defined"):
+        gen_models.build_modules(changed)
+
+
+# --------------------------------------------------------------------------------------------
+# lazy imports
+
+
+# Runs code with the kubeasync package's own __init__ (the client, which imports the models
+# of its six seed kinds) skipped, so that what the models import themselves is what is seen.
+_MODELS_ONLY = (
+    "import importlib.util, sys, types\n"
+    "spec = importlib.util.find_spec('kubeasync')\n"
+    "package = types.ModuleType('kubeasync')\n"
+    "package.__path__ = list(spec.submodule_search_locations)\n"
+    "sys.modules['kubeasync'] = package\n"
+)
+
+
+def _imported_models(code: str, *, models_only: bool = True) -> set[str]:
+    """The kubeasync.models modules a fresh interpreter has imported after running code."""
+    script = (
+        (_MODELS_ONLY if models_only else "")
+        + code
+        + "\nimport sys\n"
+        + "print(' '.join(sorted(m for m in sys.modules if m.startswith('kubeasync.models'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    return {m.removeprefix("kubeasync.models").lstrip(".") for m in done.stdout.split()}
+
+
+def test_importing_one_group_version_imports_only_what_it_refers_to() -> None:
+    assert _imported_models("import kubeasync.models") == {"", "_base"}
+    assert _imported_models("from kubeasync.models.apps_v1 import Deployment") == {
+        "", "_base", "apps_v1", "core_v1", "meta_v1",
+    }
+    assert _imported_models("import kubeasync.models.rbac_authorization_v1") == {
+        "", "_base", "rbac_authorization_v1", "meta_v1",
+    }
+    assert _imported_models("from kubeasync.models import ObjectMeta") == {"", "_base", "meta_v1"}
+    assert _imported_models("from kubeasync.models import Pod") == {
+        "", "_base", "core_v1", "meta_v1",
+    }
+    # and through the real package: import kubeasync (its catalogue of every kind included)
+    # imports only what its own code uses; a group-version adds what it refers to
+    client = _imported_models("import kubeasync, kubeasync.kinds", models_only=False)
+    assert client == {"", "_base", "meta_v1", "version"}  # Status, Info
+    with_apps = _imported_models(
+        "import kubeasync\nfrom kubeasync.models.apps_v1 import Deployment", models_only=False
+    )
+    assert with_apps == client | {"apps_v1", "core_v1"}
+
+
+# --------------------------------------------------------------------------------------------
+# round trips of kinds of several groups
+
+
+GROUP_DOCUMENTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("apps_v1", "Deployment", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "generation": 3,
+                     "annotations": {"deployment.kubernetes.io/revision": "2"}},
+        "spec": {
+            "replicas": 3, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}},
+        },
+        "status": {"replicas": 3, "readyReplicas": 2, "observedGeneration": 3,
+                   "conditions": [{"type": "Available", "status": "True",
+                                   "lastUpdateTime": "2024-05-01T10:00:00Z",
+                                   "reason": "MinimumReplicasAvailable"}]},
+    }),
+    ("apps_v1", "StatefulSet", {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"spec": {"containers": [{"name": "db", "image": "postgres"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                     "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}]},
+    }),
+    ("batch_v1", "CronJob", {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "concurrencyPolicy": "Forbid",
+                 "jobTemplate": {"spec": {"backoffLimit": 2, "template": {"spec": {
+                     "restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "busybox", "args": ["true"]}]}}}}},
+        "status": {"lastScheduleTime": "2024-05-01T03:00:00Z"},
+    }),
+    ("core_v1", "Secret", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "type": "Opaque", "data": {"password": "aHVudGVyMg=="}, "immutable": True,
+    }),
+    ("core_v1", "Node", {
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "vk-1"},
+        "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]},
+        "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                   "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                   "conditions": [{"type": "Ready", "status": "True",
+                                   "lastHeartbeatTime": "2024-05-01T10:00:00Z"}]},
+    }),
+    ("coordination_v1", "Lease", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "lock", "namespace": "ns"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15, "leaseTransitions": 2,
+                 "acquireTime": "2024-05-01T10:00:00.123456Z",
+                 "renewTime": "2024-05-01T10:00:10.654321Z"},
+    }),
+    ("rbac_authorization_v1", "ClusterRoleBinding", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "ns"}],
+    }),
+    ("networking_v1", "Ingress", {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "example.com", "http": {
+            "paths": [{"path": "/", "pathType": "Prefix", "backend": {
+                "service": {"name": "web", "port": {"number": 80}}}}]}}]},
+    }),
+    ("autoscaling_v2", "HorizontalPodAutoscaler", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization",
+                                               "averageUtilization": 80}}}]},
+    }),
+    ("policy_v1", "PodDisruptionBudget", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["web"]}]}},
+    }),
+    ("discovery_v1", "EndpointSlice", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-abc", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }),
+    ("events_v1", "Event", {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "eventTime": "2024-05-01T10:00:00.000001Z", "reason": "Started", "action": "Start",
+        "reportingController": "kubelet", "reportingInstance": "vk-1", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "web-0", "namespace": "shop"},
+    }),
+    ("apiextensions_v1", "CustomResourceDefinition", {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                           "shortNames": ["wd"]},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"status": {}, "scale": {
+                                   "specReplicasPath": ".spec.replicas",
+                                   "statusReplicasPath": ".status.replicas"}},
+                               "schema": {"openAPIV3Schema": {
+                                   "type": "object",
+                                   "x-kubernetes-preserve-unknown-fields": True,
+                                   "properties": {"spec": {
+                                       "type": "object", "required": ["size"],
+                                       "properties": {
+                                           "size": {"type": "integer", "default": 1,
+                                                    "minimum": 0},
+                                           "mode": {"type": "string",
+                                                    "enum": ["a", "b"]},
+                                           "tags": {"type": "array",
+                                                    "items": {"type": "string"}}}}}}}}]},
+        "status": {"acceptedNames": {"plural": "widgets", "kind": "Widget"},
+                   "conditions": [{"type": "Established", "status": "True"}]},
+    }),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "kind", "document"), GROUP_DOCUMENTS, ids=[f"{m}.{k}" for m, k, _ in GROUP_DOCUMENTS]
+)
+def test_round_trips_of_kinds_of_several_groups(
+    module: str, kind: str, document: dict[str, Any]
+) -> None:
+    _walk_no_nulls(document)
+    cls = getattr(importlib.import_module(f"kubeasync.models.{module}"), kind)
+    data = json.dumps(document).encode()
+    obj = msgspec.json.decode(data, type=cls)
+    assert json.loads(msgspec.json.encode(obj)) == document
+    assert obj.metadata.name == document["metadata"]["name"]
+    listed = getattr(importlib.import_module(f"kubeasync.models.{module}"), kind + "List")
+    items = msgspec.json.decode(b'{"items":[' + data + b'],"metadata":{"continue":"t"}}', type=listed)
+    assert items.items == [obj] and items.metadata.continue_ == "t"
+
+
+def test_values_of_other_groups_decode_as_typed_values() -> None:
+    from kubeasync.models.apiextensions_v1 import CustomResourceDefinition
+    from kubeasync.models.apps_v1 import Deployment
+
+    by_name = {kind: document for _, kind, document in GROUP_DOCUMENTS}
+    deployment = msgspec.json.decode(json.dumps(by_name["Deployment"]), type=Deployment)
+    assert deployment.spec is not None and deployment.spec.strategy is not None
+    rolling = deployment.spec.strategy.rolling_update
+    assert rolling is not None and rolling.max_surge == "25%" and rolling.max_unavailable == 1
+    assert deployment.spec.template is not None and deployment.spec.template.spec is not None
+    assert isinstance(deployment.spec.template.spec, PodSpec)
+    crd = msgspec.json.decode(json.dumps(by_name["CustomResourceDefinition"]),
+                              type=CustomResourceDefinition)
+    assert crd.spec is not None and crd.spec.versions is not None
+    schema = crd.spec.versions[0].schema
+    assert schema is not None and schema.open_apiv3_schema is not None
+    root = schema.open_apiv3_schema
+    assert root.x_kubernetes_preserve_unknown_fields is True
+    assert root.properties is not None
+    spec = root.properties["spec"]
+    assert spec.required == ["size"] and spec.properties is not None
+    assert spec.properties["size"].default == 1 and spec.properties["size"].minimum == 0
+    assert spec.properties["mode"].enum == ["a", "b"]

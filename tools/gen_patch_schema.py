@@ -8,9 +8,10 @@ Usage::
     python tools/gen_patch_schema.py --check    # exit 1 if the committed module is stale
 
 Input: ``tools/openapi/k8s-v1.37.0-definitions.json`` (the same definitions the models are
-generated from) and the kinds in ``kubeasync.kinds.BUILTIN_RESOURCES``. Only what the
-patch code uses is kept: for every type reachable from those kinds, the fields that are
-(or lead to) lists with a patch strategy, merge key or list-map keys. Lists absent from the
+generated from) and the kinds in ``kubeasync.kinds.SEED_RESOURCES`` (what the embedded
+server serves). Only what the patch code uses is kept: for every type reachable from those
+kinds, the fields that are (or lead to) lists with a patch strategy, merge key or list-map
+keys. Lists absent from the
 table are atomic (replaced whole), maps not in it merge key by key: the defaults of both
 strategic merge and server-side apply.
 """
@@ -54,12 +55,12 @@ def find_root(defs: dict[str, Any], api_version: str, kind: str) -> str:
 
 
 def build() -> str:
-    from kubeasync.kinds import BUILTIN_RESOURCES
+    from kubeasync.kinds import SEED_RESOURCES
 
     defs: dict[str, Any] = json.loads(DEFINITIONS.read_text())["$defs"]
     roots = {
         f"{d.api_version}/{d.kind}": find_root(defs, d.api_version, d.kind)
-        for d in BUILTIN_RESOURCES
+        for d in SEED_RESOURCES
     }
 
     # field -> (shape, child type, strategy, merge key, list-map keys), before pruning

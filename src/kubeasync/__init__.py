@@ -54,6 +54,7 @@ from .core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from .core.objects import object_key
 from .core.params import PatchType, PropagationPolicy
 from .core.request import Request
 from .kinds import (
@@ -150,4 +151,5 @@ __all__ = [
     "__version__",
     "custom_resource",
     "drop_managed_fields",
+    "object_key",
 ]

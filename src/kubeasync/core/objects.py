@@ -21,6 +21,7 @@ __all__ = [
     "accessor_for",
     "accessor_of",
     "namespace_of",
+    "object_key",
 ]
 
 Key = tuple[str, str]
@@ -136,3 +137,9 @@ def namespace_of(obj: object) -> str | None:
     else:
         namespace = getattr(getattr(obj, "metadata", None), "namespace", None)
     return namespace if isinstance(namespace, str) and namespace else None
+
+
+def object_key(obj: object) -> Key:
+    """``(namespace, name)`` of a model instance or a dict, ``""`` for what is unset (the
+    namespace of a cluster-scoped object): the key informers and watchers file objects by."""
+    return accessor_of(obj).key(obj)

@@ -1,14 +1,14 @@
 """Hand-written base class, type aliases and helpers shared by the generated models.
 
-The generated modules (``_generated_*.py``) import from here; this module imports nothing
-from them.
+The generated modules (``core_v1.py``, ``apps_v1.py``, ...) import from here; this module
+imports nothing from them.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 import msgspec
 
@@ -16,6 +16,7 @@ __all__ = [
     "IntOrString",
     "KubeModel",
     "MicroTime",
+    "NullDefault",
     "Quantity",
     "RawExtension",
     "Time",
@@ -35,9 +36,11 @@ class KubeModel(
     """Base class of every Kubernetes model.
 
     - every field is keyword-only and optional (default ``None``), so that ``null`` or
-      missing values sent by a server never make decoding fail;
+      missing values sent by a server never make decoding fail; the fields every answer
+      carries (a kind's ``metadata``, a list's ``items``) are :data:`NullDefault` instead;
     - unset fields (still at their default) are left out when encoding, so
-      ``msgspec.json.encode(Pod())`` is ``b"{}"``;
+      ``msgspec.json.encode(ConfigMapList())`` is ``b"{}"`` (a default ``ObjectMeta`` is
+      written as ``{}``: ``msgspec.json.encode(Pod())`` is ``b'{"metadata":{}}'``);
     - unknown fields are ignored when decoding;
     - instances are not tracked by the garbage collector (``gc=False``), which makes
       decoding large lists several times faster. Model instances must therefore never be
@@ -47,6 +50,29 @@ class KubeModel(
     msgspec does not pass ``kw_only`` on to subclasses (the other options are inherited), so
     every subclass is declared ``class Foo(KubeModel, kw_only=True)``.
     """
+
+
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    NullDefault: TypeAlias = Annotated[_T, "a wire null decodes as the default"]
+else:
+
+    class NullDefault:
+        """``NullDefault[T]``: a field that is never ``None`` although servers may send ``null``.
+
+        Type checkers see ``T``; msgspec sees ``T | None``, so that a ``null`` on the wire
+        decodes, and the class's ``__post_init__`` replaces the ``None`` with the field's
+        default (an empty ``ObjectMeta``, ``ListMeta`` or list). msgspec has no "null means
+        the default" option: this is that option, for the few fields that every server
+        answer carries (a kind's ``metadata``, a list's ``items``) but a watch BOOKMARK may
+        carry as ``null``.
+        """
+
+        __slots__ = ()
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return item | None
 
 
 Time: TypeAlias = str

@@ -26,7 +26,7 @@ from aiohttp import web
 from ..api.client import Client
 from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
-from ..kinds import BUILTIN_RESOURCES
+from ..kinds import SEED_RESOURCES
 from . import _status as st
 from ._cluster import NODE_NAME, ControlPlane
 from ._eviction import evict
@@ -76,8 +76,8 @@ def _with_node_resources(resources: tuple[Descriptor, ...]) -> tuple[Descriptor,
     return resources + tuple(d for d in (NODES, LEASES) if (d.group, d.plural) not in present)
 
 
-SERVED_RESOURCES: tuple[Descriptor, ...] = _with_node_resources(BUILTIN_RESOURCES)
-"""What the embedded server serves by default: every built-in row, and Nodes and Leases."""
+SERVED_RESOURCES: tuple[Descriptor, ...] = _with_node_resources(SEED_RESOURCES)
+"""What the embedded server serves by default: the seed rows, and Nodes and Leases."""
 
 
 def _subresources(d: Descriptor) -> frozenset[str]:

@@ -75,7 +75,10 @@ class EvictionApi(ResourceApi[T, L]):
         or policy/v1beta1 on servers before 1.22). Returns the server's ``Status``.
         """
         options = DeleteParams(grace_period_seconds, propagation_policy, preconditions, dry_run)
-        version = await self._client.discovery.preferred("policy", _EVICTION_VERSIONS)
+        served = await self._client.discovery.versions("policy")
+        # A server that serves no policy group at all still evicts (the subresource is the
+        # pod's): send the newest Eviction.
+        version = next((v for v in _EVICTION_VERSIONS if v in served), _EVICTION_VERSIONS[0])
         request = eviction_request(self.descriptor, name, self._namespace(namespace), options,
                                    policy_version=version)
         response = await self._send(request, timeout)

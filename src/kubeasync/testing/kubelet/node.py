@@ -13,6 +13,7 @@ from typing import Any
 from ..._version import __version__
 from ...api.client import Client
 from ...core.errors import AlreadyExists, Conflict, NotFound
+from ...core.objects import accessor_of
 from ...models import format_time
 from .resources import LEASES, NODE_LEASE_NAMESPACE, NODES, dicts, dicts_with_status
 
@@ -93,7 +94,8 @@ class NodeRegistration:
             node = await self.nodes.create(body)
         except AlreadyExists:
             node = await self.nodes.patch(self.name, {"metadata": {"labels": self.labels}})
-        self.uid = str(node["metadata"]["uid"])
+        # (through the accessor, as for typed Nodes: see .resources)
+        self.uid = str(accessor_of(node).identity(node)[1])
         await self.heartbeat()
         try:
             await self.renew_lease()

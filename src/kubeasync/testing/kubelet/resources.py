@@ -1,14 +1,15 @@
 """The resources a virtual kubelet reads and writes, as plain-dict descriptors.
 
-Node and Lease have no typed models or Client attributes yet; pods are read as JSON dicts
-because that is what the simulation hands to command and port handlers. When the
-catalogue has typed rows for Node and Lease, :data:`NODES` and :data:`LEASES` become
-``kinds.NODES`` and ``kinds.LEASES`` (and ``.create`` answers models instead of dicts).
+Pods are read as JSON dicts because that is what the simulation hands to command and port
+handlers. Nodes and Leases are dicts too, written as dict patches and read only through
+the object accessor: switching them to the catalogue's typed rows is
+``NODES = kinds.CORE_V1_NODES`` and ``LEASES = kinds.COORDINATION_V1_LEASES`` (the embedded
+server serves these rows, whose only subresource is ``status``, either way).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from ...api.capabilities import StatusApi
 from ...api.client import Client
@@ -17,7 +18,8 @@ from ...core.descriptor import ResourceDescriptor, custom_resource
 
 __all__ = ["LEASES", "NODES", "NODE_LEASE_NAMESPACE", "PODS", "dicts", "dicts_with_status"]
 
-Dicts = ResourceDescriptor[dict[str, Any], dict[str, Any]]
+T = TypeVar("T")
+L = TypeVar("L")
 
 NODES = custom_resource(group="", version="v1", kind="Node", plural="nodes", namespaced=False,
                         subresources=("status",), short_names=("no",))
@@ -28,12 +30,11 @@ PODS = custom_resource(group="", version="v1", kind="Pod", plural="pods",
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
 
-def dicts(kube: Client, descriptor: Dicts) -> ResourceApi[dict[str, Any], dict[str, Any]]:
+def dicts(kube: Client, descriptor: ResourceDescriptor[T, L]) -> ResourceApi[T, L]:
     return kube.resource(descriptor)
 
 
-def dicts_with_status(kube: Client,
-                      descriptor: Dicts) -> StatusApi[dict[str, Any], dict[str, Any]]:
+def dicts_with_status(kube: Client, descriptor: ResourceDescriptor[T, L]) -> StatusApi[T, L]:
     """The API of a resource with a status subresource, typed as such."""
     api = kube.resource(descriptor)
     if not isinstance(api, StatusApi):

@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 
 import msgspec
 
-from ._base import KubeModel, RawExtension, Time
+from ._base import KubeModel, NullDefault, RawExtension, Time
 
 __all__ = [
     "APIGroup",
@@ -708,6 +708,7 @@ class Status(KubeModel, kw_only=True):
         message: A human-readable description of the status of this operation.
         metadata: Standard list metadata. More info:
             https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds
+            Never None: a missing or null value is an empty ``ListMeta``.
         reason: A machine-readable description of why this operation is in the "Failure" status. If
             this value is empty there is no information available. A Reason clarifies an HTTP status
             code but does not override it.
@@ -720,9 +721,14 @@ class Status(KubeModel, kw_only=True):
     details: StatusDetails | None = None
     kind: str | None = None
     message: str | None = None
-    metadata: ListMeta | None = None
+    metadata: NullDefault[ListMeta] = msgspec.field(default_factory=ListMeta)
     reason: str | None = None
     status: str | None = None
+
+    def __post_init__(self) -> None:
+        # Servers send null here at times (watch BOOKMARKs): it means the default.
+        if self.metadata is None:
+            self.metadata = ListMeta()
 
 
 class StatusCause(KubeModel, kw_only=True):
