@@ -133,8 +133,8 @@ class FakeApiServer:
     Args:
         host: the address to listen on (default 127.0.0.1).
         port: the port to listen on (default 0: a free port).
-        resources: the descriptor table to serve (default: every built-in resource, and
-            Nodes and Leases).
+        resources: the descriptor table to serve (default: the seed rows, and Nodes and
+            Leases, which ``simulate=True`` adds to any table).
         token: if given, every API request must carry ``Authorization: Bearer <token>``.
         namespaces: namespaces that exist from the start.
         simulate: run a simulated node (a :class:`~kubeasync.testing.VirtualKubelet` named
@@ -174,6 +174,8 @@ class FakeApiServer:
         self.watch_list = watch_list
         self.version = dict(version or DEFAULT_VERSION)
         self.store = Store(history=watch_history)
+        if simulate:  # the simulated node needs its Node and Lease, whatever the table
+            resources = _with_node_resources(tuple(resources))
         self.registry = Registry(self.store, resources)
         self.logs = LogBook()
         self.timings = timings or Timings()
