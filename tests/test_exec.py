@@ -331,7 +331,8 @@ async def test_a_node_that_speaks_only_v4(kube: kubeasync.Client) -> None:
 
 async def test_attach_to_the_containers_process(kube: kubeasync.Client,
                                                 fake_apiserver: FakeApiServer) -> None:
-    await running_pod(kube, "talker", stdin=True, stdinOnce=True)
+    await running_pod(kube, "talker", restart="Never", stdin=True, stdinOnce=True,
+                      annotations={"kubeasync.testing/run-seconds": "3600"})
     async with kube.pods.attach("talker", stdin=True) as proc:
         fake_apiserver.append_log("default", "talker", "app", "from the program")
         assert await anext(proc.stdout) == b"from the program\n"

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..core.codec import decoder_for
 from ..core.errors import ApiError, StreamError, error_class
 from ..models import ListMeta, Status, StatusCause, StatusDetails
 
@@ -186,7 +187,6 @@ class ResizeDecoder:
 
 # ------------------------------------------------------------------ exit status
 
-_STATUS_DECODER = msgspec.json.Decoder(Status)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -216,7 +216,7 @@ def parse_exit_status(payload: bytes) -> ExitStatus:
     with that text as its message.
     """
     try:
-        status = _STATUS_DECODER.decode(payload)
+        status = decoder_for(Status).decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError):
         text = payload.decode("utf-8", errors="replace").strip()
         status = Status(status="Failure", message=text or "the command failed")

@@ -184,6 +184,7 @@ class FakeApiServer:
         self.node: VirtualKubelet | None = None
         """The simulated node while the server runs (``simulate=True``), else None."""
         self._node_errors: list[BaseException] = []
+        self._node_start: asyncio.Task[None] | None = None
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
         """Every request received, as ``(method, path and query)``, in order."""
@@ -218,32 +219,38 @@ class FakeApiServer:
         self.kubelets.stopping = self._stopping
         self.control_plane.start()
         if self.simulate:
-            try:
-                await self._start_node()
-            except BaseException:
-                await self.stop()
-                raise
+            self._start_node()
         return self
 
-    async def _start_node(self) -> None:
+    def _start_node(self) -> None:
         """The simulated node: the same VirtualKubelet anyone can run against any API
-        server, sharing this server's log book (so ``append_log`` reaches its pods)."""
-        client = Client(self.config())
-        node = VirtualKubelet(client, name=NODE_NAME, timings=self.timings, logs=self.logs,
-                              delete_node_on_exit=False)
-        try:
-            await node.start()
-        except BaseException:
-            await client.close()
-            raise
+        server, sharing this server's log book (so ``append_log`` reaches its pods). It
+        registers in the background, as a kubelet joins a running control plane: pods
+        created before its Node is Ready are scheduled as soon as it is."""
+        node = VirtualKubelet(Client(self.config()), name=NODE_NAME, timings=self.timings,
+                              logs=self.logs, delete_node_on_exit=False)
         self.node = node
         self._node_errors = node.errors
+
+        async def start() -> None:
+            try:
+                await node.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # reported like a controller's failure
+                node.errors.append(error)
+
+        self._node_start = asyncio.get_running_loop().create_task(start())
 
     async def stop(self) -> None:
         if self._runner is None:
             return
         self._stopping.set()
         node, self.node = self.node, None
+        if self._node_start is not None:
+            starting, self._node_start = self._node_start, None
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
         if node is not None:
             await node.stop()
             await node.kube.close()

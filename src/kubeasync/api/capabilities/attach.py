@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...core.descriptor import Capability, ResourceDescriptor, Wire
 from ...core.params import ExecParams
 from ...core.request import Request, RequestBuilder
-from ...streams.exec import ExecSession
 from ..resource import ResourceApi
 from ._registry import capability
+
+if TYPE_CHECKING:  # imported when first used
+    from ...streams.exec import ExecSession
 
 __all__ = ["ATTACH", "AttachApi", "attach_request"]
 
@@ -52,6 +54,8 @@ class AttachApi(ResourceApi[T, L]):
         its output from now on, its stdin (if the container has ``stdin: true``), and
         ``await proc.wait()`` until the container ends (0). ``tty`` must match the
         container's own ``tty``."""
+        from ...streams.exec import ExecSession
+
         params = ExecParams(None, container, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty)
         request = attach_request(self.descriptor, name, self._namespace(namespace), params)
         return ExecSession(self._session, request, stdin=stdin, tty=tty, timeout=timeout)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...core.descriptor import Capability, ResourceDescriptor, Wire
 from ...core.params import ExecParams
 from ...core.request import Request, RequestBuilder
-from ...streams.exec import ExecResult, ExecSession, run_exec
 from ..resource import ResourceApi
 from ._registry import capability
+
+if TYPE_CHECKING:  # the streams are imported when first used: `import kubeasync` stays light
+    from ...streams.exec import ExecResult, ExecSession
 
 __all__ = ["EXEC", "ExecApi", "exec_request"]
 
@@ -64,6 +66,8 @@ class ExecApi(ResourceApi[T, L]):
             ExitStatusUnknown: the connection ended before the exit status (on a server
                 speaking only ``v4.channel.k8s.io``, closing stdin closes the connection).
         """
+        from ...streams.exec import run_exec
+
         params = ExecParams(command, container, stdin=stdin is not None, tty=tty)
         request = exec_request(self.descriptor, name, self._namespace(namespace), params)
         return await run_exec(self._session, request, stdin=stdin, tty=tty, timeout=timeout)
@@ -86,6 +90,8 @@ class ExecApi(ResourceApi[T, L]):
         ``proc.stderr`` as they come, ``await proc.resize(w, h)`` its terminal and
         ``await proc.wait()`` for its exit code. Leaving the block (or cancelling) closes
         the connection. ``timeout`` bounds connecting."""
+        from ...streams.exec import ExecSession
+
         params = ExecParams(command, container, stdin=stdin, stdout=stdout, stderr=stderr,
                             tty=tty)
         request = exec_request(self.descriptor, name, self._namespace(namespace), params)

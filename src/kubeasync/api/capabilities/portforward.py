@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...core.descriptor import Capability, ResourceDescriptor, Wire
 from ...core.request import Request, RequestBuilder
-from ...streams.portforward import PortForward, PortReader, PortWriter, open_port, validate_ports
 from ..resource import ResourceApi
 from ._registry import capability
+
+if TYPE_CHECKING:  # imported when first used
+    from ...streams.portforward import PortForward, PortReader, PortWriter
 
 __all__ = ["PORTFORWARD", "PortForwardApi", "port_forward_request"]
 
@@ -26,6 +28,8 @@ PORTFORWARD = Capability(
 def port_forward_request(descriptor: ResourceDescriptor[Any, Any], name: str,
                          namespace: str | None, ports: int | Sequence[int]) -> Request:
     """``GET .../pods/{name}/portforward?ports=80`` to upgrade (sans-IO)."""
+    from ...streams.portforward import validate_ports
+
     path = RequestBuilder(descriptor).object_path(name, namespace, "portforward")
     query = tuple(("ports", str(port)) for port in validate_ports(ports))
     return Request("GET", path, query, {}, idempotent=False)
@@ -50,6 +54,8 @@ class PortForwardApi(ResourceApi[T, L]):
         ``fwd.local_ports[80]``) until the block ends; each accepted connection gets its
         own WebSocket to the pod. A port the server reports an error for (nothing listens
         there) ends that connection, with the server's reason logged."""
+        from ...streams.portforward import PortForward, validate_ports
+
         ns = self._namespace(namespace)
         requests = {port: port_forward_request(self.descriptor, name, ns, port)
                     for port in validate_ports(ports)}
@@ -68,5 +74,7 @@ class PortForwardApi(ResourceApi[T, L]):
         writer)`` pair shaped like asyncio's streams. The server's error (nothing listens
         on the port) is raised by the reader as
         :class:`~kubeasync.streams.portforward.PortForwardError`."""
+        from ...streams.portforward import open_port
+
         request = port_forward_request(self.descriptor, name, self._namespace(namespace), port)
         return await open_port(self._session, request, port, timeout=timeout)

@@ -163,12 +163,12 @@ class VirtualKubelet:
         runner = web.AppRunner(KubeletApi(self).application(), access_log=None,
                                handler_cancellation=True, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.address, self.port,
-                           ssl_context=self._ssl or server_ssl_context())
-        await site.start()
         self._runner = runner
-        self.port = runner.addresses[0][1]
         try:
+            site = web.TCPSite(runner, self.address, self.port,
+                               ssl_context=self._ssl or server_ssl_context())
+            await site.start()
+            self.port = runner.addresses[0][1]
             self._registration = NodeRegistration(
                 self.kube, self.name, address=self.address, port=self.port,
                 capacity=self._capacity, labels=self._labels)
