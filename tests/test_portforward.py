@@ -16,6 +16,7 @@ from kubeasync.api.capabilities.portforward import port_forward_request
 from kubeasync.streams.portforward import PortForwardError
 from kubeasync.testing import FakeApiServer, PortConnection, Timings, tcp_forward
 from tests.helpers.pods import pod_body, running_pod
+from tests.helpers.waiting import eventually
 
 FAST = Timings(schedule=0.01, start=0.01, run=0.05, terminate=0.01)
 pytestmark = pytest.mark.fake_apiserver(simulate=True, timings=FAST)
@@ -168,6 +169,19 @@ async def test_an_error_ends_the_connection_with_a_logged_reason(
     assert len(warned) == 1
     assert "error forwarding port 7777 to pod default/web" in warned[0]
     assert "connection refused" in warned[0]
+
+
+async def test_a_closed_local_connection_frees_its_websocket(kube: kubeasync.Client,
+                                                            web: str) -> None:
+    async with kube.pods.port_forward(web, 80) as fwd:
+        for _ in range(3):
+            assert await _echo_through(fwd.local_port, b"once") == b"once"
+
+        async def freed() -> bool:
+            return fwd.open_connections == 0  # each ends with its local connection
+
+        await eventually(freed, "the forwarded connections ended", 10)
+        assert fwd.connections_served == 3
 
 
 async def test_leaving_the_block_closes_everything(kube: kubeasync.Client, web: str) -> None:

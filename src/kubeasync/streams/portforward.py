@@ -12,8 +12,9 @@ TCP connection to one port of the pod, framed as :mod:`kubeasync.streams.channel
 A message on the error channel (the kubelet could not connect to the port: nothing
 listens there) ends the connection: :class:`PortForwardError` from the reader once the data
 before it has been read, and a logged warning for a forwarded local connection. The
-protocol cannot half-close: ``writer.write_eof()`` is not supported, and closing the
-writer closes the whole connection.
+protocol cannot half-close: ``writer.write_eof()`` is not supported, closing the writer
+closes the whole connection, and so does the end of a forwarded local connection's input
+(what the pod answers after that is lost to a client that only half-closed).
 """
 
 from __future__ import annotations
@@ -348,6 +349,7 @@ class PortForward:
         local_ports: the local port of each forwarded pod port (``{80: 41234}``).
         local_port: the local port of the first (or only) one.
         address: where the listeners are (``127.0.0.1``).
+        connections_served: how many local connections were accepted so far.
     """
 
     def __init__(self, connector: WebSocketConnector, request_for: RequestFor,
@@ -375,6 +377,11 @@ class PortForward:
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
         self.connections_served = 0
+
+    @property
+    def open_connections(self) -> int:
+        """How many forwarded connections are open now."""
+        return len(self._connections)
 
     @property
     def local_port(self) -> int:
@@ -444,9 +451,11 @@ class PortForward:
 
 
 async def _copy_up(local: asyncio.StreamReader, remote: PortWriter) -> None:
-    """Local bytes to the pod. At the local EOF there is nothing to send: the protocol
-    cannot half-close, so the connection stays open for the pod's answer."""
+    """Local bytes to the pod. The local end of input ends the connection: the protocol
+    cannot half-close, and a WebSocket kept open for a local connection that has gone
+    (the common case: clients close, they rarely half-close) would never be freed."""
     with contextlib.suppress(ConnectionError, StreamError):
         while chunk := await local.read(CHUNK):
             remote.write(chunk)
             await remote.drain()
+    remote.close()

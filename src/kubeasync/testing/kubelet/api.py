@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,10 @@ class KubeletApi:
         if container is None:
             return _text(404, f'container "{container_name}" not found in pod "{name}"')
         book = self.host.logs
+        if not query.previous and container.state == "waiting" and container.restart_count:
+            # Backing off before a restart: the log is the last instance's, as a kubelet
+            # serves lastState.terminated's.
+            query = dataclasses.replace(query, previous=True)
         if query.previous:
             if not book.has_previous(namespace, name, container_name):
                 return _text(400, f'previous terminated container "{container_name}" in pod'

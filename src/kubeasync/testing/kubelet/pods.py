@@ -331,6 +331,9 @@ class PodRunner:
                 return
             restarts = max(c.restart_count for c in runtime.containers.values()) + 1
             for container in runtime.containers.values():
+                # The instance that ended is the previous one from now on (its log is what
+                # `logs --previous`, and `logs` during the back-off, show).
+                self.logs.restart(runtime.namespace, runtime.name, container.name)
                 container.last_terminated = container.status()["state"]["terminated"]
                 container.restart_count = restarts
                 container.state, container.reason = "waiting", "CrashLoopBackOff"
@@ -340,8 +343,6 @@ class PodRunner:
                                      f"({runtime.uid})")
             await self._write(runtime)
             await asyncio.sleep(delay)
-            for container in runtime.containers.values():
-                self.logs.restart(runtime.namespace, runtime.name, container.name)
 
     def _start_containers(self, runtime: PodRuntime) -> None:
         started = timestamp()
