@@ -28,7 +28,7 @@ from ...api.client import Client
 from ...core.names import validate_dns_subdomain
 from ...core.params import PatchType
 from .api import KubeletApi
-from .certificate import SelfSignedCertificate, self_signed_certificate, server_ssl_context
+from .certificate import SelfSignedCertificate, default_ssl_context, self_signed_certificate
 from .commands import BUILTIN_COMMANDS
 from .logs import LogBook
 from .node import NodeRegistration
@@ -88,8 +88,8 @@ class VirtualKubelet:
         port: its port (default 0: any free port; see :attr:`port`).
         v4_only: speak only ``v4.channel.k8s.io`` for exec and attach, as kubelets before
             1.29 do (clients must fall back from v5).
-        ssl_context: the TLS server context (default: a fresh self-signed certificate for
-            127.0.0.1; the API server does not verify it).
+        ssl_context: the TLS server context (default: a self-signed certificate for
+            127.0.0.1, made once per process; the API server does not verify it).
         logs: the book of container logs (the embedded server shares its own).
         capacity: the Node's capacity and allocatable (``cpu``, ``memory``, ``pods``).
         labels: extra Node labels.
@@ -166,7 +166,7 @@ class VirtualKubelet:
         self._runner = runner
         try:
             site = web.TCPSite(runner, self.address, self.port,
-                               ssl_context=self._ssl or server_ssl_context())
+                               ssl_context=self._ssl or default_ssl_context())
             await site.start()
             self.port = runner.addresses[0][1]
             self._registration = NodeRegistration(

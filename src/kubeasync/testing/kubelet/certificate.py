@@ -6,9 +6,11 @@ msgspec and PyYAML only, and Python's ``ssl`` module cannot make certificates, s
 module makes one itself: an ECDSA P-256 key and a self-signed X.509 v3 certificate for
 ``127.0.0.1`` and ``localhost``, DER-encoded by hand (about a millisecond of arithmetic).
 
-Each call makes a fresh key that never leaves the process (written to a private temporary
-directory only as long as ``ssl`` needs to load it). This is for tests and local tools:
-nothing verifies the certificate, so it authenticates nothing.
+Each call of :func:`self_signed_certificate` makes a fresh key that never leaves the
+process (written to a private temporary directory only as long as ``ssl`` needs to load
+it); :func:`default_ssl_context` makes one for the process, on first use, that every
+virtual kubelet without a context of its own serves with (tests start many). This is for
+tests and local tools: nothing verifies the certificate, so it authenticates nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import os
 import secrets
 import ssl
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["SelfSignedCertificate", "self_signed_certificate", "server_ssl_context"]
+__all__ = ["SelfSignedCertificate", "default_ssl_context", "self_signed_certificate",
+           "server_ssl_context"]
 
 # ------------------------------------------------------------------ P-256 (FIPS 186-4 D.1.2.3)
 
@@ -212,3 +216,15 @@ def server_ssl_context(certificate: SelfSignedCertificate | None = None) -> ssl.
                 handle.write(text)
         context.load_cert_chain(cert_path, key_path)
     return context
+
+
+_DEFAULT: list[ssl.SSLContext] = []
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The process's serving context for virtual kubelets (made once, on first use)."""
+    with _DEFAULT_LOCK:
+        if not _DEFAULT:
+            _DEFAULT.append(server_ssl_context())
+        return _DEFAULT[0]
