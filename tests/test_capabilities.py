@@ -21,13 +21,15 @@ def test_methods_follow_the_subresources() -> None:
     kube = kubeasync.Client(CONFIG)
     assert isinstance(kube.pods, kubeasync.PodApi)
     for method in ("logs", "stream_logs", "evict", "get_status", "replace_status",
-                   "patch_status"):
+                   "patch_status", "exec", "exec_stream", "attach", "port_forward", "open_port"):
         assert hasattr(kube.pods, method), method
     assert hasattr(kube.jobs, "get_status") and not hasattr(kube.jobs, "logs")
-    for method in ("get_status", "replace_status", "patch_status", "logs", "evict"):
+    for method in ("get_status", "replace_status", "patch_status", "logs", "evict", "exec",
+                   "port_forward"):
         assert not hasattr(kube.config_maps, method), method
     assert "get_status" not in dir(kube.config_maps)
-    assert kube.pods.capabilities == {"status", "log", "eviction"}
+    assert kube.pods.capabilities == {"status", "log", "eviction", "exec", "attach",
+                                      "portforward"}
     assert kube.config_maps.capabilities == frozenset()
 
 
@@ -58,6 +60,8 @@ def test_each_capability_describes_its_wire() -> None:
     assert CAPABILITIES["status"].wire is Wire.JSON
     assert CAPABILITIES["log"].wire is Wire.TEXT_STREAM
     assert CAPABILITIES["eviction"].methods == ("evict",)
+    for name in ("exec", "attach", "portforward"):
+        assert CAPABILITIES[name].wire is Wire.WEBSOCKET
 
 
 def test_the_same_resource_gives_the_same_api() -> None:
@@ -80,6 +84,10 @@ def test_mypy_sees_the_same_methods(tmp_path: Path) -> None:
             await kube.pods.get_status("p")
             await kube.pods.evict("p")
             text: str = await kube.pods.logs("p")
+            result = await kube.pods.exec("p", ["true"])
+            code: int = result.exit_code
+            async with kube.pods.port_forward("p", 80) as forward:
+                port: int = forward.local_port
             await kube.config_maps.get_status("c")
             await kube.jobs.logs("j")
     """))

@@ -284,7 +284,8 @@ def test_constants_are_named_by_module_and_resource() -> None:
 
 # The six rows of 0.1's hand-kept table, as the embedded server and the Client use them.
 SEED_0_1 = {
-    "pods": ("", "Pod", True, ALL_VERBS, {"status", "log", "eviction"}, ("po",)),
+    "pods": ("", "Pod", True, ALL_VERBS,
+             {"status", "log", "eviction", "exec", "attach", "portforward"}, ("po",)),
     "jobs": ("batch", "Job", True, ALL_VERBS, {"status"}, ()),
     "services": ("", "Service", True, ALL_VERBS - {"deletecollection"}, {"status"}, ("svc",)),
     "persistent_volume_claims": (
@@ -327,11 +328,15 @@ async def test_the_client_uses_the_catalogue_and_the_embedded_server_the_seed() 
     async with FakeApiServer() as server, kubeasync.Client(server.config()) as kube:
         assert kube.pods.descriptor is kinds.CORE_V1_PODS
         assert kube.services.descriptor is kinds.CORE_V1_SERVICES
-        assert set(server.registry.resources) == set(kinds.SEED_RESOURCES)
+        # the seed, and the Nodes and Leases its virtual kubelet needs
+        extra = set(server.registry.resources) - set(kinds.SEED_RESOURCES)
+        assert {(d.group, d.plural) for d in extra} == {
+            ("", "nodes"), ("coordination.k8s.io", "leases")}
         served = await kube.session.request(
             kubeasync.Request("GET", "/apis"), msgspec.json.Decoder(dict[str, Any])
         )
-        assert [g["name"] for g in served["groups"]] == ["batch"]
+        # and the Leases kubelets renew, beside the seed
+        assert [g["name"] for g in served["groups"]] == ["batch", "coordination.k8s.io"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -242,7 +242,8 @@ async def test_resource_for_a_kind_and_a_name(
     assert created["spec"] == {"size": 1}
     # the embedded server serves pods with fewer subresources than 1.37: its own facts
     pods = await kube.resource_for("po")
-    assert pods.descriptor.subresources == {"status", "log", "eviction"}
+    assert pods.descriptor.subresources == {"status", "log", "eviction", "exec", "attach",
+                                            "portforward", "binding"}
     assert pods.descriptor.model is kinds.CORE_V1_PODS.model
     snapshot = await kube.discovery.resources()
     assert not snapshot.aggregated

@@ -119,12 +119,18 @@ def test_kubectl_against_serve(served, tmp_path):
         return result.stdout + result.stderr
 
     assert "No resources found in default namespace" in kubectl("get", "pods")
-    watcher = subprocess.Popen([KUBECTL, "get", "pods", "-w"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # -v=6 logs each request once its answer's headers are in: the pod is created once the
+    # watch is open (the node writes ContainerCreating soon after binding, as a kubelet does).
+    watcher = subprocess.Popen([KUBECTL, "get", "pods", "-w", "-v=6"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # If "Running" never shows, the loop below must still end: kill the watch in time.
     guard = threading.Timer(30, watcher.kill)
     guard.start()
     try:
+        assert watcher.stderr is not None
+        for log_line in watcher.stderr:
+            if "watch=true" in log_line:
+                break
         assert watcher.stdout is not None
         assert "pod/hello created" in kubectl("apply", "-f", str(manifest))
         seen = []
@@ -138,8 +144,9 @@ def test_kubectl_against_serve(served, tmp_path):
         guard.cancel()
         watcher.kill()
         watcher.wait(5)
-        if watcher.stdout:
-            watcher.stdout.close()
+        for stream in (watcher.stdout, watcher.stderr):
+            if stream:
+                stream.close()
     assert "pod/hello unchanged" in kubectl("apply", "-f", str(manifest))
     wide = kubectl("get", "pods", "-o", "wide")
     assert "Running" in wide and "fake-node" in wide

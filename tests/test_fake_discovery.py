@@ -24,9 +24,14 @@ async def test_core_and_group_discovery(api, fake_apiserver):
         f":{fake_apiserver.port}")
     _, groups = await api("GET", "/apis")
     assert groups["kind"] == "APIGroupList"
-    assert groups["groups"] == [{"name": "batch",
-                                 "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
-                                 "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}]
+    assert groups["groups"] == [
+        {"name": "batch",
+         "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+         "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}},
+        # Leases, for kubelets (the nodes' heartbeats in kube-node-lease)
+        {"name": "coordination.k8s.io",
+         "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
+         "preferredVersion": {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}}]
     _, group = await api("GET", "/apis/batch")
     assert group["kind"] == "APIGroup" and group["name"] == "batch"
 
@@ -54,12 +59,17 @@ async def test_resource_lists_come_from_the_table(api):
     assert batch["groupVersion"] == "batch/v1" and batch["apiVersion"] == "v1"
     assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status"}
     served = {r["name"] for r in core["resources"] + batch["resources"] if "/" not in r["name"]}
-    assert served == {d.plural for d in SEED_RESOURCES}
+    assert served == {d.plural for d in SEED_RESOURCES} | {"nodes"}
+    # what the server does for pods beyond the client's methods: the scheduler's binding,
+    # and the streams it proxies to the pod's kubelet
+    assert by_name["pods/binding"]["verbs"] == ["create"]
+    for stream in ("exec", "attach", "portforward"):
+        assert by_name[f"pods/{stream}"]["verbs"] == ["create", "get"]
 
 
 async def test_openapi_v3(api):
     _, index = await api("GET", "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/batch/v1"}
+    assert set(index["paths"]) == {"api/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"}
     status, doc = await api("GET", index["paths"]["apis/batch/v1"]["serverRelativeURL"])
     assert status == 200 and doc["openapi"].startswith("3.")
     patch = doc["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"]

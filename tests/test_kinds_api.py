@@ -93,7 +93,8 @@ def test_classes_are_named_by_their_capabilities_or_first_kind() -> None:
     by_name = {cls.name: cls for cls in classes.values()}
     assert by_name["ResourceApi"].capabilities == ()
     assert by_name["StatusApi"].capabilities == ("status",)
-    assert by_name["PodApi"].capabilities == ("eviction", "log", "status")
+    assert by_name["PodApi"].capabilities == (
+        "attach", "eviction", "exec", "log", "portforward", "status")
     assert by_name["DeploymentApi"].capabilities == ("scale", "status")
     assert sorted(r.kind for r in by_name["DeploymentApi"].rows) == [
         "Deployment", "ReplicaSet", "ReplicationController", "StatefulSet"]
@@ -140,7 +141,8 @@ def test_the_api_classes_have_exactly_their_capabilities_methods() -> None:
     assert not hasattr(kube.config_maps, "get_scale")
     assert not hasattr(kube.secrets, "get_status")
     assert hasattr(kube.nodes, "get_status") and not hasattr(kube.nodes, "get_scale")
-    assert kube.pods.capabilities == {"eviction", "log", "status"}
+    assert kube.pods.capabilities == {"attach", "eviction", "exec", "log", "portforward",
+                                      "status"}
 
 
 def test_resource_of_a_model_is_its_row_and_the_attributes_api() -> None:

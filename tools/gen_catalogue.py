@@ -108,8 +108,10 @@ SEED: tuple[tuple[str, str], ...] = (
     ("", "namespaces"),
     ("", "configmaps"),
 )
-# The subresources the embedded server implements for them.
-SEED_SUBRESOURCES = frozenset({"status", "log", "eviction", "finalize"})
+# The subresources the embedded server implements for them (exec, attach and portforward by
+# proxying to the pod's kubelet, as kube-apiserver does).
+SEED_SUBRESOURCES = frozenset({"status", "log", "eviction", "finalize", "exec", "attach",
+                               "portforward"})
 
 # Names the Client has for itself: no kind may take them as its attribute.
 CLIENT_NAMES = frozenset(

@@ -5,13 +5,16 @@ Always on, because a cluster without them behaves in ways no test wants to model
 
 - garbage collection: ``orphan`` and ``foregroundDeletion`` finalizers, dependents whose
   owners are gone, and the finalizers the real controllers remove (PVC protection);
-- the namespace controller: a deleted namespace empties, then disappears.
+- the namespace controller: a deleted namespace empties, then disappears;
+- the scheduler: binds each new pod (``schedulerName: default-scheduler``) to a Ready Node
+  whose labels match its ``nodeSelector`` and whose taints it tolerates, the least busy
+  one first, through the same path as ``POST pods/{name}/binding``. Without a Ready Node
+  pods stay Pending, with nothing written.
 
-With ``simulate=True`` (off by default) there is also a node:
-
-- a kubelet that schedules pods onto node ``fake-node``, runs them (Pending -> Running ->
-  Succeeded or Failed), writes container logs and completes graceful deletions;
-- a job controller that creates a Job's pods and records its progress and completion.
+With ``simulate=True`` (off by default) there is also a job controller that creates a Job's
+pods and records its progress and completion. The node that runs pods is not here: it is a
+:class:`~kubeasync.testing.VirtualKubelet`, which the server starts beside it and which
+talks to it over HTTP like any kubelet.
 
 Controllers react to store events through ``loop.call_soon``, never inside a write, so a
 client sees the same sequence of separate events a real cluster produces.
@@ -20,9 +23,7 @@ client sees the same sequence of separate events a real cluster produces.
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,83 +33,20 @@ from ._kinds import CONTROLLER_FINALIZERS
 from ._registry import Registry, meta, rid
 from ._status import StatusError
 from ._store import Event, Key, Obj
+from .kubelet.logs import LogBook
+from .kubelet.pods import Timings
 
-__all__ = ["ANNOTATION_EXIT_CODE", "ANNOTATION_LOG", "ANNOTATION_RUN_SECONDS", "NODE_NAME",
-           "ControlPlane", "LogBook", "Timings"]
+__all__ = ["DEFAULT_SCHEDULER", "NODE_NAME", "ControlPlane"]
 
 Descriptor = ResourceDescriptor[Any, Any]
 
 NODE_NAME = "fake-node"
-ANNOTATION_RUN_SECONDS = "kubeasync.testing/run-seconds"
-ANNOTATION_EXIT_CODE = "kubeasync.testing/exit-code"
-ANNOTATION_LOG = "kubeasync.testing/log"
+DEFAULT_SCHEDULER = "default-scheduler"
 _TERMINAL = ("Succeeded", "Failed")
-
-
-@dataclass(frozen=True)
-class Timings:
-    """How long the simulated node takes, in seconds.
-
-    Attributes:
-        schedule: from creation to being bound to the node.
-        start: from being bound to Running.
-        run: from Running to Succeeded/Failed, for pods whose ``restartPolicy`` is not
-            ``Always`` (those keep running); the pod annotation
-            ``kubeasync.testing/run-seconds`` overrides it, for any pod.
-        terminate: how long a graceful deletion takes (at most the grace period).
-    """
-
-    schedule: float = 0.02
-    start: float = 0.05
-    run: float = 0.2
-    terminate: float = 0.05
 
 
 def _timestamp() -> str:
     return format_time(datetime.now(timezone.utc))
-
-
-class LogBook:
-    """Container logs: lines with their time, per (namespace, pod, container)."""
-
-    def __init__(self) -> None:
-        self._lines: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
-        self._previous: dict[tuple[str, str, str], list[tuple[datetime, str]]] = {}
-        self._changed = asyncio.Event()
-
-    def append(self, namespace: str, pod: str, container: str, line: str, *,
-               previous: bool = False, at: datetime | None = None) -> None:
-        book = self._previous if previous else self._lines
-        when = at if at is not None else datetime.now(timezone.utc)
-        for part in line.split("\n"):
-            book.setdefault((namespace, pod, container), []).append((when, part))
-        self.notify()
-
-    def lines(self, namespace: str, pod: str, container: str, *,
-              previous: bool = False) -> list[tuple[datetime, str]]:
-        book = self._previous if previous else self._lines
-        return book.get((namespace, pod, container), [])
-
-    def has_previous(self, namespace: str, pod: str, container: str) -> bool:
-        return (namespace, pod, container) in self._previous
-
-    def has_any(self, namespace: str, pod: str) -> bool:
-        return any(k[:2] == (namespace, pod) for k in self._lines)
-
-    def forget(self, namespace: str, pod: str) -> None:
-        for book in (self._lines, self._previous):
-            for key in [k for k in book if k[:2] == (namespace, pod)]:
-                del book[key]
-        self.notify()
-
-    def notify(self) -> None:
-        """Wake every follower (new lines, or a pod that may have finished)."""
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def changed(self) -> asyncio.Event:
-        """The event the next :meth:`notify` sets; take it before checking for news."""
-        return self._changed
 
 
 class ControlPlane:
@@ -128,13 +66,14 @@ class ControlPlane:
         self._by_rid = {rid(d): d for d in registry.resources}
         self._pods = self._find("", "Pod")
         self._jobs = self._find("batch", "Job")
+        self._nodes = self._find("", "Node")
+        self._waiting: dict[Key, str] = {}  # pods no node fits yet, and their uid
         self._uids: dict[str, tuple[str, Key]] = {}
         self._dependents: dict[str, set[tuple[str, Key]]] = {}
         self._work: dict[tuple[Any, ...], None] = {}
         self._scheduled = False
         self._running = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ips = itertools.count(2)
         self.errors: list[BaseException] = []
         self.store.subscribe(self._on_event)
 
@@ -210,15 +149,13 @@ class ControlPlane:
                 self.logs.forget(*key)
         if self._pods is not None and resource == rid(self._pods):
             self.logs.notify()  # followers end when their pod finishes or goes
+            if kind == "ADDED" and obj is not None and self._unscheduled(obj):
+                self._spawn(self._schedule_later(key, str(metadata.get("uid"))))
+        if self._nodes is not None and resource == rid(self._nodes):
+            for waiting, uid in list(self._waiting.items()):  # a node changed: try again
+                self._work[("bind", waiting, uid)] = None
         if not self.simulate:
             return
-        if self._pods is not None and resource == rid(self._pods) and obj is not None:
-            if kind == "ADDED":
-                self._spawn(self._run_pod(key, str(metadata.get("uid"))))
-            elif metadata.get("deletionTimestamp") and (obj.get("spec") or {}).get("nodeName"):
-                old_meta = meta(old) if old is not None else {}
-                if not old_meta.get("deletionTimestamp"):
-                    self._spawn(self._terminate_pod(key, str(metadata.get("uid"))))
         if self._jobs is not None:
             if resource == rid(self._jobs):
                 self._work[("job", key)] = None
@@ -258,6 +195,8 @@ class ControlPlane:
             self._collect_dependents(item[1])
         elif item[0] == "job":
             self._sync_job(item[1])
+        elif item[0] == "bind":
+            self._bind(item[1], item[2])
 
     # ------------------------------------------------------------ garbage collection
 
@@ -345,103 +284,58 @@ class ControlPlane:
             elif len(alive) != len(refs):
                 self._mutate(*dep, lambda o: _drop_owner(o, owner_uid))
 
-    # ------------------------------------------------------------ kubelet
+    # ------------------------------------------------------------ scheduler
 
-    def _pod(self, key: Key, uid: str) -> Obj | None:
-        """The pod, if it is still the same one and not being deleted."""
+    def _unscheduled(self, pod: Obj) -> bool:
+        spec = pod.get("spec") or {}
+        return (not spec.get("nodeName") and not meta(pod).get("deletionTimestamp")
+                and spec.get("schedulerName", DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER
+                and (pod.get("status") or {}).get("phase", "Pending") == "Pending")
+
+    async def _schedule_later(self, key: Key, uid: str) -> None:
+        await asyncio.sleep(self.timings.schedule)
+        self._work[("bind", key, uid)] = None
+        self._schedule()
+
+    def _bind(self, key: Key, uid: str) -> None:
         assert self._pods is not None
         pod = self.store.get(rid(self._pods), key)
-        if pod is None or meta(pod).get("uid") != uid or meta(pod).get("deletionTimestamp"):
+        if pod is None or meta(pod).get("uid") != uid or not self._unscheduled(pod):
+            self._waiting.pop(key, None)
+            return
+        node = self._pick_node(pod)
+        if node is None:
+            self._waiting[key] = uid  # tried again when a node changes
+            return
+        self._waiting.pop(key, None)
+        self.registry.bind(self._pods, key[0], key[1], node)
+
+    def _pick_node(self, pod: Obj) -> str | None:
+        """The Ready node with the fewest pods that the pod fits on, or None."""
+        if self._nodes is None or self._pods is None:
             return None
-        return pod
-
-    def _write_pod(self, key: Key, change: Callable[[Obj], None], subresource: str | None,
-                   manager: str = "kubelet") -> None:
-        assert self._pods is not None
-        self._mutate(rid(self._pods), key, change, subresource, manager,
-                     binding=subresource is None)
-
-    async def _run_pod(self, key: Key, uid: str) -> None:
-        t = self.timings
-        pod = self._pod(key, uid)
-        if pod is None:
-            return
-        if not (pod.get("spec") or {}).get("nodeName"):
-            await asyncio.sleep(t.schedule)
-            if self._pod(key, uid) is None:
-                return
-            self._write_pod(key, lambda o: o.setdefault("spec", {}).update(nodeName=NODE_NAME),
-                            None, "kube-scheduler")
-            self._write_pod(key, lambda o: _set_condition(o, "PodScheduled", "True"), "status",
-                            "kube-scheduler")
-        await asyncio.sleep(t.start)
-        pod = self._pod(key, uid)
-        if pod is None:
-            return
-        ip = f"10.244.0.{next(self._ips) % 250 + 2}"
-        started = _timestamp()
-        containers = [c for c in (pod.get("spec") or {}).get("containers") or []
-                      if isinstance(c, dict)]
-
-        def running(o: Obj) -> None:
-            status = o.setdefault("status", {})
-            status.update(phase="Running", hostIP="10.0.0.1", podIP=ip, podIPs=[{"ip": ip}],
-                          startTime=started)
-            for condition in ("Initialized", "Ready", "ContainersReady", "PodScheduled"):
-                _set_condition(o, condition, "True")
-            status["containerStatuses"] = [
-                _container_status(c, {"running": {"startedAt": started}}, ready=True)
-                for c in containers
-            ]
-
-        self._write_pod(key, running, "status")
-        annotations = meta(pod).get("annotations") or {}
-        for c in containers:
-            name = str(c.get("name"))
-            self.logs.append(key[0], key[1], name,
-                             f"Started container {name} (image {c.get('image')})")
-            for line in str(annotations.get(ANNOTATION_LOG, "")).splitlines():
-                self.logs.append(key[0], key[1], name, line)
-        run = annotations.get(ANNOTATION_RUN_SECONDS)
-        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
-        if run is None and policy == "Always":
-            return  # a server: runs until deleted
-        await asyncio.sleep(float(run) if run is not None else t.run)
-        if self._pod(key, uid) is None:
-            return
-        code = int(annotations.get(ANNOTATION_EXIT_CODE, 0))
-        finished = _timestamp()
-
-        def terminated(o: Obj) -> None:
-            status = o.setdefault("status", {})
-            status["phase"] = "Succeeded" if code == 0 else "Failed"
-            for condition in ("Ready", "ContainersReady"):
-                _set_condition(o, condition, "False", "PodCompleted")
-            status["containerStatuses"] = [
-                _container_status(c, {"terminated": {
-                    "exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                    "startedAt": started, "finishedAt": finished,
-                    "containerID": f"containerd://{uid}-{c.get('name')}",
-                }}, ready=False)
-                for c in containers
-            ]
-
-        for c in containers:
-            self.logs.append(key[0], key[1], str(c.get("name")),
-                             f"Container {c.get('name')} exited with code {code}")
-        self._write_pod(key, terminated, "status")
-
-    async def _terminate_pod(self, key: Key, uid: str) -> None:
-        assert self._pods is not None
-        pod = self.store.get(rid(self._pods), key)
-        if pod is None:
-            return
-        grace = meta(pod).get("deletionGracePeriodSeconds") or 0
-        await asyncio.sleep(min(float(grace), self.timings.terminate))
-        pod = self.store.get(rid(self._pods), key)
-        if pod is None or meta(pod).get("uid") != uid:
-            return
-        self._delete(rid(self._pods), key, {"gracePeriodSeconds": 0})
+        spec = pod.get("spec") or {}
+        selector: Mapping[str, Any] = spec.get("nodeSelector") or {}
+        tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
+        load: dict[str, int] = {}
+        for other in self.store.objects(rid(self._pods)).values():
+            node = (other.get("spec") or {}).get("nodeName")
+            if node and (other.get("status") or {}).get("phase") not in _TERMINAL:
+                load[node] = load.get(node, 0) + 1
+        candidates = []
+        for node in self.store.objects(rid(self._nodes)).values():
+            name = str(meta(node).get("name"))
+            labels = meta(node).get("labels") or {}
+            node_spec = node.get("spec") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (node.get("status") or {}).get("conditions") or [])
+            if (not ready or node_spec.get("unschedulable") or meta(node).get("deletionTimestamp")
+                    or any(labels.get(k) != v for k, v in selector.items())
+                    or not all(_tolerated(t, tolerations) for t in node_spec.get("taints") or []
+                               if t.get("effect") in ("NoSchedule", "NoExecute"))):
+                continue
+            candidates.append((load.get(name, 0), name))
+        return min(candidates)[1] if candidates else None
 
     # ------------------------------------------------------------ job controller
 
@@ -547,32 +441,15 @@ def _set_finalizers(obj: Obj, finalizers: list[str]) -> None:
         metadata.pop("finalizers", None)
 
 
-def _set_condition(obj: Obj, kind: str, value: str, reason: str | None = None) -> None:
-    conditions = obj.setdefault("status", {}).setdefault("conditions", [])
-    now = _timestamp()
-    for condition in conditions:
-        if condition.get("type") == kind:
-            if condition.get("status") != value:
-                condition.update(status=value, lastTransitionTime=now)
-            if reason:
-                condition["reason"] = reason
-            return
-    entry = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": now}
-    if reason:
-        entry["reason"] = reason
-    conditions.append(entry)
-
-
-def _container_status(container: Obj, state: dict[str, Any], *, ready: bool) -> Obj:
-    image = str(container.get("image"))
-    return {
-        "name": container.get("name"),
-        "state": state,
-        "lastState": {},
-        "ready": ready,
-        "restartCount": 0,
-        "image": image,
-        "imageID": f"docker.io/library/{image}@sha256:" + "0" * 64,
-        "started": ready,
-    }
-
+def _tolerated(taint: Mapping[str, Any], tolerations: list[dict[str, Any]]) -> bool:
+    """Whether one of ``tolerations`` tolerates ``taint`` (core/v1 Toleration semantics)."""
+    for toleration in tolerations:
+        if toleration.get("effect") and toleration.get("effect") != taint.get("effect"):
+            continue
+        key = toleration.get("key")
+        if toleration.get("operator", "Equal") == "Exists":
+            if not key or key == taint.get("key"):
+                return True
+        elif key == taint.get("key") and toleration.get("value", "") == taint.get("value", ""):
+            return True
+    return False

@@ -427,6 +427,13 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         undeletable=frozenset({"default", "kube-system", "kube-public"}),
     ),
     ("", "ConfigMap"): KindStrategy(has_generation=False, omit_empty=("data", "binaryData")),
+    ("", "Node"): KindStrategy(
+        status_writes_metadata=True,
+        has_generation=False,
+        field_labels={**_META_FIELDS, "spec.unschedulable": "spec.unschedulable"},
+        field_label_error=_conversion_field_error,
+    ),
+    ("coordination.k8s.io", "Lease"): KindStrategy(has_generation=False),
 }
 
 

@@ -398,6 +398,31 @@ class Registry:
         return self._update(d, old, new, subresource=subresource, dry_run=False,
                             manager=manager, operation="Update", bump=not binding)
 
+    def bind(self, d: Descriptor, namespace: str | None, name: str, node: str, *,
+             manager: str = "kube-scheduler", dry_run: bool = False) -> Obj:
+        """``pods/binding``: assign a pod to a node. As kube-apiserver's BindingREST, one
+        write sets ``spec.nodeName`` and the ``PodScheduled`` condition, and leaves the
+        generation alone."""
+        pod = self.get(d, namespace, name)
+        where = f'Operation cannot be fulfilled on {d.plural}/binding "{name}"'
+        details = {"name": name, "kind": f"{d.plural}/binding"}
+        if meta(pod).get("deletionTimestamp"):
+            raise st.StatusError(409, "Conflict", f"{where}: pod {name} is being deleted,"
+                                 " cannot be assigned to a host", details)
+        assigned = (pod.get("spec") or {}).get("nodeName")
+        if assigned:
+            raise st.StatusError(409, "Conflict", f'{where}: pod {name} is already assigned'
+                                 f' to node "{assigned}"', details)
+        new = clone(pod)
+        new.setdefault("spec", {})["nodeName"] = node
+        conditions = [c for c in (new.setdefault("status", {}).get("conditions") or [])
+                      if isinstance(c, dict) and c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": format_time(now())})
+        new["status"]["conditions"] = conditions
+        return self._update(d, pod, new, subresource=None, dry_run=dry_run, manager=manager,
+                            operation="Update", bump=False, keep_status=True)
+
     def _update(
         self,
         d: Descriptor,
@@ -411,6 +436,7 @@ class Registry:
         applied: set[Path] | None = None,
         taken: Iterable[Path] = (),
         bump: bool = True,
+        keep_status: bool = False,
     ) -> Obj:
         strategy = strategy_for(d)
         old_meta = meta(old)
@@ -436,7 +462,7 @@ class Registry:
             )
         else:
             candidate = new
-            if "status" in d.subresources:
+            if "status" in d.subresources and not keep_status:
                 if "status" in old:
                     candidate["status"] = clone(old["status"])
                 else:

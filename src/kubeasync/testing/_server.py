@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +23,25 @@ import msgspec
 import yaml
 from aiohttp import web
 
+from ..api.client import Client
 from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
 from ..kinds import SEED_RESOURCES
-from ..models import parse_time
 from . import _status as st
-from ._cluster import ControlPlane, LogBook, Timings
+from ._cluster import NODE_NAME, ControlPlane
 from ._eviction import evict
 from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
+from ._kubelet_proxy import KubeletProxy
 from ._registry import ListOptions, Registry, meta, rid
 from ._store import Event, Expired, Obj, Store
 from ._tables import table, wants_table
+from .kubelet import VirtualKubelet
+from .kubelet.logs import LogBook
+from .kubelet.pods import Timings
+from .kubelet.resources import LEASES, NODES
 
-__all__ = ["DEFAULT_VERSION", "FakeApiServer"]
+__all__ = ["DEFAULT_VERSION", "SERVED_RESOURCES", "FakeApiServer"]
 
 Descriptor = ResourceDescriptor[Any, Any]
 LineEncoder = Callable[[str, Mapping[str, Any]], bytes]
@@ -55,7 +60,28 @@ DEFAULT_VERSION: dict[str, str] = {
 }
 _TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
-                      "finalize": ["update"], "eviction": ["create"]}
+                      "finalize": ["update"], "eviction": ["create"], "binding": ["create"],
+                      "exec": ["create", "get"], "attach": ["create", "get"],
+                      "portforward": ["create", "get"]}
+# What the server serves beyond the subresources of the table (which the client has
+# methods for): pods/binding, the scheduler's write.
+_SERVER_SUBRESOURCES: dict[tuple[str, str], frozenset[str]] = {
+    ("", "Pod"): frozenset({"binding"}),
+}
+
+
+def _with_node_resources(resources: tuple[Descriptor, ...]) -> tuple[Descriptor, ...]:
+    """The table plus Node and Lease (what kubelets need), unless it has them already."""
+    present = {(d.group, d.plural) for d in resources}
+    return resources + tuple(d for d in (NODES, LEASES) if (d.group, d.plural) not in present)
+
+
+SERVED_RESOURCES: tuple[Descriptor, ...] = _with_node_resources(SEED_RESOURCES)
+"""What the embedded server serves by default: the seed rows, and Nodes and Leases."""
+
+
+def _subresources(d: Descriptor) -> frozenset[str]:
+    return frozenset(d.subresources) | _SERVER_SUBRESOURCES.get((d.group, d.kind), frozenset())
 _HTML_502 = (
     "<html>\r\n<head><title>{code} Bad Gateway</title></head>\r\n<body>\r\n<center><h1>{code}"
     " Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
@@ -107,11 +133,13 @@ class FakeApiServer:
     Args:
         host: the address to listen on (default 127.0.0.1).
         port: the port to listen on (default 0: a free port).
-        resources: the descriptor table to serve (default: every built-in resource).
+        resources: the descriptor table to serve (default: the seed rows, and Nodes and
+            Leases, which ``simulate=True`` adds to any table).
         token: if given, every API request must carry ``Authorization: Bearer <token>``.
         namespaces: namespaces that exist from the start.
-        simulate: run a simulated node (kubelet) and job controller.
-        timings: how fast the simulated node is (see :class:`Timings`).
+        simulate: run a simulated node (a :class:`~kubeasync.testing.VirtualKubelet` named
+            ``fake-node``, talking to this server over HTTP) and the job controller.
+        timings: how fast the scheduler and the simulated node are (see :class:`Timings`).
         watch_history: how many changes are kept for watches and continue tokens to
             resume from; older resourceVersions answer 410.
         bookmark_interval: seconds between BOOKMARK events on watches that allow them.
@@ -126,7 +154,7 @@ class FakeApiServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        resources: Iterable[Descriptor] = SEED_RESOURCES,
+        resources: Iterable[Descriptor] = SERVED_RESOURCES,
         token: str | None = None,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public", "kube-node-lease"),
         simulate: bool = False,
@@ -146,10 +174,17 @@ class FakeApiServer:
         self.watch_list = watch_list
         self.version = dict(version or DEFAULT_VERSION)
         self.store = Store(history=watch_history)
+        if simulate:  # the simulated node needs its Node and Lease, whatever the table
+            resources = _with_node_resources(tuple(resources))
         self.registry = Registry(self.store, resources)
         self.logs = LogBook()
+        self.timings = timings or Timings()
         self.control_plane = ControlPlane(self.registry, self.logs, simulate=simulate,
-                                          timings=timings)
+                                          timings=self.timings)
+        self.node: VirtualKubelet | None = None
+        """The simulated node while the server runs (``simulate=True``), else None."""
+        self._node_errors: list[BaseException] = []
+        self._node_start: asyncio.Task[None] | None = None
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
         """Every request received, as ``(method, path and query)``, in order."""
@@ -159,6 +194,7 @@ class FakeApiServer:
         self._watches: set[_Watch] = set()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self.kubelets = KubeletProxy(self.registry, self.logs, self._stopping)
         if self.registry.namespaces is not None:
             for name in namespaces:
                 self.registry.create(self.registry.namespaces, None, {"metadata": {"name": name}},
@@ -180,14 +216,46 @@ class FakeApiServer:
         self._runner = runner
         self.port = runner.addresses[0][1]
         self._stopping = asyncio.Event()
+        self.kubelets.stopping = self._stopping
         self.control_plane.start()
+        if self.simulate:
+            self._start_node()
         return self
+
+    def _start_node(self) -> None:
+        """The simulated node: the same VirtualKubelet anyone can run against any API
+        server, sharing this server's log book (so ``append_log`` reaches its pods). It
+        registers in the background, as a kubelet joins a running control plane: pods
+        created before its Node is Ready are scheduled as soon as it is."""
+        node = VirtualKubelet(Client(self.config()), name=NODE_NAME, timings=self.timings,
+                              logs=self.logs, delete_node_on_exit=False)
+        self.node = node
+        self._node_errors = node.errors
+
+        async def start() -> None:
+            try:
+                await node.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # reported like a controller's failure
+                node.errors.append(error)
+
+        self._node_start = asyncio.get_running_loop().create_task(start())
 
     async def stop(self) -> None:
         if self._runner is None:
             return
         self._stopping.set()
+        node, self.node = self.node, None
+        if self._node_start is not None:
+            starting, self._node_start = self._node_start, None
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        if node is not None:
+            await node.stop()
+            await node.kube.close()
         await self.control_plane.stop()
+        await self.kubelets.close()
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -236,6 +304,12 @@ class FakeApiServer:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         return target
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """What the server's own controllers and its simulated node raised (a test should
+        find this empty: the pytest plugin checks it)."""
+        return [*self.control_plane.errors, *self._node_errors]
 
     @property
     def resource_version(self) -> str:
@@ -411,7 +485,7 @@ class FakeApiServer:
             raise self._no_route()
         name = rest[0] if rest else None
         subresource = rest[1] if len(rest) > 1 else None
-        if subresource is not None and subresource not in d.subresources:
+        if subresource is not None and subresource not in _subresources(d):
             raise self._no_route()
         return await self._resource(request, d, namespace, name, subresource)
 
@@ -526,12 +600,21 @@ class FakeApiServer:
         if subresource == "log":
             if method != "GET":
                 raise st.method_not_allowed()
-            return await self._logs(request, d, namespace, name)
+            return await self.kubelets.logs(request, registry.get(d, namespace, name))
         if subresource == "eviction":
             if method != "POST":
                 raise st.method_not_allowed()
             return self._json(request, evict(self.registry, self.registry.resources, d, namespace or "",
                                              name, await request.read()), 201)
+        if subresource in ("exec", "attach", "portforward"):
+            if method not in ("GET", "POST"):
+                raise st.method_not_allowed()
+            return await self.kubelets.stream(request, registry.get(d, namespace, name),
+                                              subresource)
+        if subresource == "binding":
+            if method != "POST":
+                raise st.method_not_allowed()
+            return await self._bind(request, d, namespace, name)
         if subresource == "finalize" and method != "PUT":
             raise st.method_not_allowed()
         if method == "GET":
@@ -759,109 +842,24 @@ class FakeApiServer:
         if request.transport is not None:
             request.transport.abort()
 
-    # ------------------------------------------------------------ logs
+    # ------------------------------------------------------------ binding
 
-    async def _logs(self, request: web.Request, d: Descriptor, namespace: str | None,
-                    name: str) -> web.StreamResponse:
-        pod = self.registry.get(d, namespace, name)
-        q = request.query
-        spec = pod.get("spec") or {}
-        containers = [str(c.get("name")) for c in spec.get("containers") or []]
-        init_containers = [str(c.get("name")) for c in spec.get("initContainers") or []]
-        container = q.get("container", "")
-        if not container:
-            if len(containers) == 1:
-                container = containers[0]
-            elif not containers:
-                raise st.bad_request(f"a container name must be specified for pod {name}")
-            else:
-                message = (f"a container name must be specified for pod {name}, choose one of:"
-                           f" [{' '.join(containers)}]")
-                if init_containers:
-                    message += f" or one of the init containers: [{' '.join(init_containers)}]"
-                raise st.bad_request(message)
-        elif container not in containers + init_containers:
-            raise st.bad_request(f"container {container} is not valid for pod {name}")
-        ns = namespace or ""
-        previous = _true(q.get("previous"))
-        if previous and not self.logs.has_previous(ns, name, container):
-            raise st.bad_request(
-                f'previous terminated container "{container}" in pod "{name}" not found')
-        lines = self.logs.lines(ns, name, container, previous=previous)
-        if not lines and not self.logs.has_any(ns, name) and not previous:
-            if not spec.get("nodeName"):
-                return web.Response(status=204)  # not scheduled yet: no log to show
-            if (pod.get("status") or {}).get("phase") == "Pending":
-                raise st.bad_request(
-                    f'container "{container}" in pod "{name}" is waiting to start:'
-                    " ContainerCreating")
-        tail = _int_param(q, "tailLines")
-        since = _int_param(q, "sinceSeconds")
-        since_time = q.get("sinceTime")
-        limit = _int_param(q, "limitBytes")
-        timestamps = _true(q.get("timestamps"))
-        cutoff: datetime | None = None
-        if since is not None:
-            cutoff = datetime.now(timezone.utc) - timedelta(seconds=since)
-        elif since_time:
-            try:
-                cutoff = parse_time(since_time)
-            except ValueError:
-                raise st.bad_request(f'sinceTime: Invalid value: "{since_time}"') from None
-
-        def render(entries: list[tuple[datetime, str]]) -> bytes:
-            out = []
-            for at, text in entries:
-                if cutoff is not None and at < cutoff:
-                    continue
-                prefix = at.strftime("%Y-%m-%dT%H:%M:%S.%f000Z ") if timestamps else ""
-                out.append(f"{prefix}{text}\n")
-            return "".join(out).encode("utf-8")
-
-        selected = lines[-tail:] if tail is not None and tail > 0 else ([] if tail == 0 else lines)
-        body = render(list(selected))
-        if limit is not None:
-            body = body[:limit]
-        if not _true(q.get("follow")) or previous:
-            return web.Response(body=body, headers={"Content-Type": "text/plain"})
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        written = len(body)
-        if body:
-            await response.write(body)
-        seen = len(lines)
-        uid = meta(pod).get("uid")
-        try:
-            while limit is None or written < limit:
-                changed = self.logs.changed()
-                current = self.logs.lines(ns, name, container)
-                if len(current) > seen:
-                    chunk = render(current[seen:])
-                    seen = len(current)
-                    if limit is not None:
-                        chunk = chunk[: limit - written]
-                    if chunk:
-                        await response.write(chunk)
-                        written += len(chunk)
-                    continue
-                live = self.registry.find(d, namespace, name)
-                if (live is None or meta(live).get("uid") != uid
-                        or (live.get("status") or {}).get("phase") in ("Succeeded", "Failed")):
-                    break
-                if self._stopping.is_set():
-                    break
-                stopping = asyncio.ensure_future(self._stopping.wait())
-                waiter = asyncio.ensure_future(changed.wait())
-                try:
-                    await asyncio.wait({stopping, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stopping.cancel()
-                    waiter.cancel()
-            await response.write_eof()
-        except (ConnectionResetError, ConnectionError):
-            pass
-        return response
+    async def _bind(self, request: web.Request, d: Descriptor, namespace: str | None,
+                    name: str) -> web.Response:
+        body = await self._body(request, d)
+        target = body.get("target") if isinstance(body, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(node, str) or not node:
+            raise st.StatusError(422, "Invalid", 'Binding.core "" is invalid: target.name:'
+                                 " Required value", {"kind": "Binding", "causes": [
+                                     st.required("target.name").as_dict()]})
+        assert isinstance(target, dict)
+        if target.get("kind", "Node") not in ("", "Node"):
+            raise st.bad_request(f"a binding can only target a Node, not {target['kind']}")
+        self.registry.bind(d, namespace, name, node, manager=self._manager(request),
+                           dry_run=self._dry_run(request))
+        return self._json(request, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                    "status": "Success", "code": 201}, 201)
 
     # ------------------------------------------------------------ discovery
 
@@ -909,7 +907,7 @@ class FakeApiServer:
                 entry["categories"] = list(strategy.categories)
             entry["storageVersionHash"] = _storage_version_hash(d)
             resources.append(entry)
-            for sub in sorted(d.subresources):
+            for sub in sorted(_subresources(d)):
                 resources.append({"name": f"{d.plural}/{sub}", "singularName": "",
                                   "namespaced": d.namespaced, "kind": d.kind,
                                   "verbs": _SUBRESOURCE_VERBS.get(sub, ["get"])})

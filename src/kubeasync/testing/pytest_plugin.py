@@ -55,7 +55,7 @@ async def fake_apiserver(
     server = FakeApiServer(**options)
     async with server:
         yield server
-    errors = server.control_plane.errors
+    errors = server.errors
     if errors:
         raise AssertionError(f"the fake API server's controllers failed: {errors!r}")
 

@@ -10,24 +10,33 @@ Adding a subresource is one module here (and its import below) plus the name in 
 subresources of the kinds that have it.
 """
 
-from . import eviction, log, scale, status
+from . import attach, eviction, exec, log, portforward, scale, status
 from ._registry import CAPABILITIES, api_class, capability, combination
+from .attach import AttachApi
 from .eviction import EvictionApi
+from .exec import ExecApi
 from .log import LogApi
+from .portforward import PortForwardApi
 from .scale import ScaleApi
 from .status import StatusApi
 
 __all__ = [
     "CAPABILITIES",
+    "AttachApi",
     "EvictionApi",
+    "ExecApi",
     "LogApi",
+    "PortForwardApi",
     "ScaleApi",
     "StatusApi",
     "api_class",
+    "attach",
     "capability",
     "combination",
     "eviction",
+    "exec",
     "log",
+    "portforward",
     "scale",
     "status",
 ]
