@@ -13,6 +13,9 @@
                 print(change.type, change.name)
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .api.capabilities import EvictionApi, LogApi, StatusApi
 from .api.client import Client
@@ -81,13 +84,75 @@ from .streams.log_stream import LogStream
 from .streams.watch_stream import WatchStream
 from .transport.policy import RetryPolicy
 
+if TYPE_CHECKING:
+    from .runtime import conditions as conditions
+    from .runtime.controller import (
+        DONE,
+        REQUEUE,
+        Controller,
+        ControllerStats,
+        ObjectKey,
+        Result,
+        annotations_changed,
+        generation_changed,
+        labels_changed,
+        requeue_after,
+    )
+    from .runtime.events import EventRecorder, object_reference
+    from .runtime.finalizers import Finalizer
+    from .runtime.leader import LeaderElection
+    from .runtime.sharding import Sharding
+    from .runtime.waits import WaitTimeout
+    from .runtime.workqueue import (
+        ExponentialBackoff,
+        MaxOf,
+        QueueShutDown,
+        RateLimiter,
+        TokenBucket,
+        WorkQueue,
+        default_rate_limiter,
+    )
+
+# The controller runtime is imported on first use: `import kubeasync` stays as fast for
+# the many programs that only call the API.
+_LAZY = {
+    "conditions": ".runtime.conditions",
+    **dict.fromkeys(("DONE", "REQUEUE", "Controller", "ControllerStats", "ObjectKey", "Result",
+                     "annotations_changed", "generation_changed", "labels_changed",
+                     "requeue_after"), ".runtime.controller"),
+    **dict.fromkeys(("EventRecorder", "object_reference"), ".runtime.events"),
+    "Finalizer": ".runtime.finalizers",
+    "LeaderElection": ".runtime.leader",
+    "Sharding": ".runtime.sharding",
+    "WaitTimeout": ".runtime.waits",
+    **dict.fromkeys(("ExponentialBackoff", "MaxOf", "QueueShutDown", "RateLimiter",
+                     "TokenBucket", "WorkQueue", "default_rate_limiter"), ".runtime.workqueue"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubeasync' has no attribute {name!r}")
+    loaded = importlib.import_module(module, __name__)
+    value = loaded if name == "conditions" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     "BUILTIN_RESOURCES",
     "CONFIG_MAPS",
+    "DONE",
     "JOBS",
     "NAMESPACES",
     "PERSISTENT_VOLUME_CLAIMS",
     "PODS",
+    "REQUEUE",
     "SERVICES",
     "AddedEvent",
     "AlreadyExists",
@@ -107,47 +172,69 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectError",
+    "Controller",
+    "ControllerStats",
     "Credential",
     "DecodeError",
     "DeletedEvent",
     "ErrorEvent",
     "Event",
+    "EventRecorder",
     "EvictionApi",
     "ExecPlugin",
+    "ExponentialBackoff",
+    "Finalizer",
     "Forbidden",
     "Gone",
     "Impersonation",
     "Informer",
     "Invalid",
     "KubeError",
+    "LeaderElection",
     "LogApi",
     "LogStream",
+    "MaxOf",
     "MethodNotAllowed",
     "ModifiedEvent",
     "NoAuth",
     "NotFound",
+    "ObjectKey",
     "PatchType",
     "PodApi",
     "PropagationPolicy",
+    "QueueShutDown",
+    "RateLimiter",
     "RefreshingAuth",
     "Request",
     "RequestTimeout",
     "ResourceApi",
     "ResourceDescriptor",
+    "Result",
     "RetryPolicy",
     "ServerError",
+    "Sharding",
     "StatusApi",
     "StreamError",
+    "TokenBucket",
     "TokenFile",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "WaitTimeout",
     "WatchEvent",
     "WatchStream",
     "Watcher",
     "WatcherStats",
+    "WorkQueue",
     "__version__",
+    "annotations_changed",
+    "conditions",
     "custom_resource",
+    "default_rate_limiter",
     "drop_managed_fields",
+    "generation_changed",
+    "labels_changed",
+    "object_reference",
+    "requeue_after",
 ]
