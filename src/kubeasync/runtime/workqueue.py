@@ -490,25 +490,27 @@ class WorkQueue(Generic[K]):
         are still handed out; returns once the queue is empty and every key handed out
         is done.
         """
+        # Everything up to the first await happens at once: no worker takes a key
+        # between the call and the drop.
         self._shutting_down = True
         self._delayed.clear()
         self._heap.clear()
-        pump, self._pump = self._pump, None
-        if pump is not None and not pump.done():
-            pump.cancel()
-            await asyncio.wait({pump})
-        if drain:
-            self._draining = True
-            self._drained = asyncio.Event()
-            self._wake_all()
-            self._check_drained()
-            await self._drained.wait()
-        else:
+        if not drain:
             for key in self._queue:
                 self._dirty.discard(key)
                 self._added_at.pop(key, None)
             self._queue.clear()
-            self._wake_all()
+        else:
+            self._draining = True
+            self._drained = asyncio.Event()
+            self._check_drained()
+        self._wake_all()
+        pump, self._pump = self._pump, None
+        if pump is not None and not pump.done():
+            pump.cancel()
+            await asyncio.wait({pump})
+        if drain and self._drained is not None:
+            await self._drained.wait()
 
     def _wake_all(self) -> None:
         while self._getters:
