@@ -37,14 +37,22 @@ class Candidate:
     log: Path
     net: Partition
     killed_at: float | None = None
+    _events: list[tuple[str, float, list[str]]] = field(default_factory=list)
+    _read: int = 0
 
     def events(self) -> list[tuple[str, float, list[str]]]:
-        out = []
+        """The lines of its log so far (read incrementally: the test's event loop also
+        runs the forwarders, and must not stall them parsing the same lines again)."""
         if self.log.exists():
-            for line in self.log.read_text().splitlines():
+            with open(self.log, "rb") as handle:
+                handle.seek(self._read)
+                data = handle.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            self._read += len(complete)
+            for line in complete.decode().splitlines():
                 event, at, *rest = line.split()
-                out.append((event, float(at), rest))
-        return out
+                self._events.append((event, float(at), rest))
+        return self._events
 
     def starts(self) -> list[float]:
         return [at for event, at, _ in self.events() if event == "start"]
@@ -96,12 +104,12 @@ def kubeconfig_via(template: dict[str, Any], url: str, path: Path) -> Path:
     return path
 
 
-async def wait_until(predicate: Any, timeout: float, what: str) -> None:
+async def wait_until(predicate: Any, timeout: float, what: str, every: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(every)
 
 
 @contextlib.asynccontextmanager

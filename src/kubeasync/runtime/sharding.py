@@ -244,11 +244,21 @@ class Sharding:
             await run_until(self._clock, self._changed.wait(), deadline)
 
     async def _follow(self, informer: Any) -> None:
-        """Keep the view of the member Leases (the shard Leases are their elections')."""
+        """Keep the view of the member Leases, and let every shard's election observe its
+        Lease even while it is not campaigning: a campaign that starts when a replica
+        dies then counts from when this replica last saw the dead one renew, not from its
+        own first look (which would add a whole lease duration to every takeover)."""
+        shard_prefix = f"{self.name}-shard-"
         while True:
             try:
                 async for change in informer.changes():
                     name = change.key[1]
+                    if name.startswith(shard_prefix):
+                        index = name[len(shard_prefix):]
+                        if index.isdigit() and int(index) < self.shards \
+                                and change.type != "deleted":
+                            self.elections[int(index)]._observe(change.object)
+                        continue
                     if not name.startswith(self._member_prefix):
                         continue
                     if change.type == "deleted":
