@@ -130,7 +130,7 @@ async def test_the_timings_are_validated_as_client_go_does(
     clients: Callable[[], kubeasync.Client], clock: FakeClock
 ) -> None:
     kube = clients()
-    with pytest.raises(ValueError, match="lease_duration .* greater than renew_deadline"):
+    with pytest.raises(ValueError, match=r"lease_duration .* greater than renew_deadline"):
         LeaderElection(kube, "lock", lease_duration=10, renew_deadline=10, retry_period=2)
     with pytest.raises(ValueError, match=r"renew_deadline .* greater than 1.2 \* retry_period"):
         LeaderElection(kube, "lock", lease_duration=15, renew_deadline=2.4, retry_period=2)

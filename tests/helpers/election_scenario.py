@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import os
 import signal
 import sys
@@ -90,7 +91,7 @@ class Outcome:
     def overlaps(self) -> list[str]:
         ordered = sorted(self.intervals)
         return [f"{a[2]} [{a[0]:.3f}, {a[1]:.3f}] and {b[2]} [{b[0]:.3f}, {b[1]:.3f}]"
-                for a, b in zip(ordered, ordered[1:]) if b[0] < a[1]]
+                for a, b in itertools.pairwise(ordered) if b[0] < a[1]]
 
 
 def kubeconfig_via(template: dict[str, Any], url: str, path: Path) -> Path:
@@ -147,7 +148,7 @@ async def start_candidate(
     url = net.url.replace("https:", f"{server.scheme}:")
     kubeconfig = kubeconfig_via(template, url, tmp / f"kubeconfig-{identity}")
     log = tmp / f"{identity}.log"
-    output = open(tmp / f"{identity}.out", "wb")  # noqa: SIM115 - closed by the stack
+    output = open(tmp / f"{identity}.out", "wb")  # noqa: SIM115, ASYNC230 - closed by the stack
     stack.callback(output.close)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.helpers.campaigner", str(kubeconfig), str(log),

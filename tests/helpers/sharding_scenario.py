@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import signal
 import time
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def overlaps(candidates: list[Candidate]) -> list[str]:
     found = []
     for key, intervals in by_key.items():
         intervals.sort()
-        for (b1, e1, who1), (b2, e2, who2) in zip(intervals, intervals[1:]):
+        for (b1, e1, who1), (b2, e2, who2) in itertools.pairwise(intervals):
             if b2 < e1:
                 found.append(f"{key}: {who1} [{b1:.3f}, {e1:.3f}] and {who2} [{b2:.3f}, {e2:.3f}]")
     return found

@@ -18,7 +18,7 @@ LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4.0, 3.0, 0.5
 async def test_real_sigkill_failover_cut_off_leader_and_no_overlap(
     real_kubeconfig: str, real_kube: kubeasync.Client, namespace: str, tmp_path: Path
 ) -> None:
-    template = yaml.safe_load(Path(real_kubeconfig).read_text())
+    template = yaml.safe_load(Path(real_kubeconfig).read_text())  # noqa: ASYNC240
     outcome = await run_scenario(
         template, real_kube.config.server, tmp_path, namespace=namespace,
         lease_duration=LEASE_DURATION, renew_deadline=RENEW_DEADLINE,

@@ -15,7 +15,7 @@ from tests.helpers.sharding_scenario import run_sharding_scenario
 async def test_real_three_replicas_one_thousand_objects_kill_and_join(
     real_kubeconfig: str, real_kube: kubeasync.Client, namespace: str, tmp_path: Path
 ) -> None:
-    template = yaml.safe_load(Path(real_kubeconfig).read_text())
+    template = yaml.safe_load(Path(real_kubeconfig).read_text())  # noqa: ASYNC240
     outcome = await run_sharding_scenario(real_kube, template, tmp_path, namespace=namespace,
                                           objects=1000, shards=12)
     print(f"shares {outcome.shares_at_start} -> after the kill {outcome.shares_after_kill}"
