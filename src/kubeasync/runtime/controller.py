@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
@@ -223,6 +223,9 @@ class Controller(Generic[T]):
         sharding: reconcile only the keys of the shards this replica holds.
         rate_limiter: the queue's retry policy (default: client-go's).
         resync_period: also enqueue every key this often (seconds; off by default).
+        informer_options: more keyword arguments for every informer the controller
+            asks for (``api.informer(...)``'s: ``backoff``, ``idle_timeout``,
+            ``transform``, ...).
         name: the controller's name in logs and metrics (default: the plural).
         clock: the time source of the queue.
     """
@@ -241,10 +244,12 @@ class Controller(Generic[T]):
         sharding: Sharding | None = None,
         rate_limiter: RateLimiter[ObjectKey] | None = None,
         resync_period: float | None = None,
+        informer_options: Mapping[str, Any] | None = None,
         name: str | None = None,
         clock: Clock = MONOTONIC,
     ) -> None:
         self._kube = kube
+        self._informer_options = dict(informer_options or {})
         self.descriptor: ResourceDescriptor[T, Any] = (
             resource if isinstance(resource, ResourceDescriptor) else resource.descriptor
         )
@@ -284,11 +289,12 @@ class Controller(Generic[T]):
     def _informer_for(self, descriptor: ResourceDescriptor[Any, Any], namespace: str | None,
                       label_selector: object = None) -> Informer[Any]:
         api = self._kube.resource(descriptor)
+        options = self._informer_options
         if not descriptor.namespaced:
-            return api.informer(label_selector=label_selector)
+            return api.informer(label_selector=label_selector, **options)
         if namespace is None:
-            return api.informer(all_namespaces=True, label_selector=label_selector)
-        return api.informer(namespace=namespace, label_selector=label_selector)
+            return api.informer(all_namespaces=True, label_selector=label_selector, **options)
+        return api.informer(namespace=namespace, label_selector=label_selector, **options)
 
     # ------------------------------------------------------------ sources
 
@@ -336,6 +342,16 @@ class Controller(Generic[T]):
         if not self.descriptor.namespaced:
             return self.informer.get(name)
         return self.informer.get(name, namespace=namespace)
+
+    def cache(self, resource: ResourceDescriptor[Any, Any] | ResourceApi[Any, Any]
+              ) -> Informer[Any]:
+        """The informer of a kind this controller watches (the primary, an owned or a
+        watched kind), to read owned objects from the cache instead of the server."""
+        descriptor = resource if isinstance(resource, ResourceDescriptor) else resource.descriptor
+        for source in self._sources:
+            if source.informer.descriptor == descriptor:
+                return source.informer
+        raise ValueError(f"{self!r} does not watch {descriptor.plural}")
 
     def keys(self) -> list[ObjectKey]:
         """The keys of every primary object in the cache."""
