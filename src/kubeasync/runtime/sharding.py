@@ -101,8 +101,10 @@ class Sharding:
         shards: how many shards (at least 1; more shards than replicas spread better).
         identity: this replica's identity, unique among the replicas (default: the host
             name and a random UUID).
-        lease_duration, renew_deadline, retry_period: the timing of every Lease, as for
+        lease_duration: the timing of every Lease, as for
             :class:`~kubeasync.LeaderElection`.
+        renew_deadline: likewise.
+        retry_period: likewise.
         clock: the monotonic time source.
     """
 

@@ -45,6 +45,7 @@ Metrics are client-go's, with its names (``workqueue_depth``, ``workqueue_adds_t
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import heapq
 import itertools
@@ -181,23 +182,28 @@ DEFAULT_BUCKETS: tuple[float, ...] = tuple(1e-8 * 10.0 ** i for i in range(10))
 
 @dataclass
 class Histogram:
-    """A Prometheus-style histogram: cumulative ``counts`` per upper bound, ``sum``, ``count``."""
+    """A Prometheus-style histogram: ``counts`` (cumulative, per upper bound), ``sum``,
+    ``count``."""
 
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
-    counts: list[int] = field(default_factory=list)
     sum: float = 0.0
     count: int = 0
+    _per_bucket: list[int] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0] * len(self.buckets)
+        # One slot per bucket and one past the last: observing is a bisection, and the
+        # cumulative counts are added up only when read.
+        self._per_bucket = [0] * (len(self.buckets) + 1)
 
     def observe(self, value: float) -> None:
         self.sum += value
         self.count += 1
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[index] += 1
+        self._per_bucket[bisect.bisect_left(self.buckets, value)] += 1
+
+    @property
+    def counts(self) -> list[int]:
+        """How many observations were at most each bound (cumulative)."""
+        return list(itertools.accumulate(self._per_bucket[:-1]))
 
 
 @dataclass
@@ -294,6 +300,7 @@ class WorkQueue(Generic[K]):
             raise ValueError(f"rate_limiter must be a RateLimiter, got {rate_limiter!r}")
         self.name = name
         self._clock = clock
+        self._now = clock.now
         self.rate_limiter: RateLimiter[K] = (
             rate_limiter if rate_limiter is not None else default_rate_limiter(clock)
         )
@@ -326,7 +333,8 @@ class WorkQueue(Generic[K]):
             return
         self.metrics.adds += 1
         self._dirty.add(key)
-        self._added_at.setdefault(key, self._clock.now())
+        if key not in self._added_at:
+            self._added_at[key] = self._now()
         if key in self._processing:
             return
         self._queue.append(key)
@@ -388,7 +396,7 @@ class WorkQueue(Generic[K]):
                     self._wake_one()  # it was woken for a key: pass the wakeup on
                 raise
         key = self._queue.popleft()
-        now = self._clock.now()
+        now = self._now()
         self._dirty.discard(key)
         self._processing[key] = now
         added = self._added_at.pop(key, None)
@@ -404,7 +412,7 @@ class WorkQueue(Generic[K]):
         started = self._processing.pop(key, None)
         if started is None:
             raise ValueError(f"done({key!r}): the key is not being processed")
-        self.metrics.work_duration.observe(self._clock.now() - started)
+        self.metrics.work_duration.observe(self._now() - started)
         if key in self._dirty and not self._shutting_down:
             self._queue.append(key)
             self._wake_one()
