@@ -9,7 +9,7 @@ from kubeasync.kinds import COORDINATION_V1_LEASES, SEED_RESOURCES
 from kubeasync.testing import FakeApiServer
 from tests.helpers.election_scenario import run_scenario
 
-LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 3.0, 2.0, 0.5
+LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 3.0, 2.0, 1.0
 
 
 async def test_sigkill_failover_a_cut_off_leader_stops_first_and_no_terms_overlap(

@@ -12,7 +12,7 @@ import kubeasync
 from kubeasync.kinds import COORDINATION_V1_LEASES
 from tests.helpers.election_scenario import run_scenario
 
-LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4.0, 3.0, 0.5
+LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 4.0, 3.0, 1.0
 
 
 async def test_real_sigkill_failover_cut_off_leader_and_no_overlap(
