@@ -417,3 +417,27 @@ def test_lease_model_round_trip() -> None:
     data = b'{"metadata":{"name":"l"},"spec":{"holderIdentity":"a","leaseTransitions":2}}'
     lease = msgspec.json.decode(data, type=Lease)
     assert lease.spec is not None and lease.spec.lease_transitions == 2
+
+
+async def test_a_deleted_lease_is_taken_over_only_when_its_holders_term_is_over(
+    fake_apiserver: FakeApiServer, clients: Callable[[], kubeasync.Client], clock: FakeClock
+) -> None:
+    # client-go creates a missing Lease at once; here a candidate that saw a holder waits
+    # out that holder's lease first (it may still be working), then creates it.
+    fake_apiserver.put_object(COORDINATION_V1_LEASES, {
+        "metadata": {"name": "lock", "namespace": "default"},
+        "spec": {"holderIdentity": "busy", "leaseDurationSeconds": 15}})
+    b = election(clients(), "b", clock)
+    work = Work(clock)
+    run = asyncio.ensure_future(b.run(work))
+    await until(lambda: b.holder == "busy")
+    seen_at = clock.now()
+    fake_apiserver.delete_object(COORDINATION_V1_LEASES, "lock")
+    await advance(clock, fake_apiserver, 14)
+    assert not work.intervals and fake_apiserver.get_object(COORDINATION_V1_LEASES, "lock") is None
+    await advance(clock, fake_apiserver, 5)
+    await asyncio.wait_for(work.running.wait(), 10)
+    assert work.intervals[0][0] >= seen_at + 15
+    assert lease_of(fake_apiserver)["spec"]["holderIdentity"] == "b"
+    run.cancel()
+    await asyncio.wait({run})

@@ -17,7 +17,8 @@ factor in ``[1, 2.2]`` (client-go's jitter) and tries again. One try:
 1. A leader renews first from its **cached** Lease (its last write's answer): one PUT,
    no GET. If that fails (409: someone else wrote it; or any error), it goes on with 2.
 2. GET the Lease; if there is none, CREATE it holding it (a concurrent creator gets 409
-   AlreadyExists and loses).
+   AlreadyExists and loses), unless this client saw another holder whose lease has not
+   expired yet (the Lease was deleted under it: it may still be working).
 3. If another holder has it and the Lease has **not changed for lease_duration on this
    client's monotonic clock** (counted from the moment this client first saw the Lease in
    its current resourceVersion), back off: the holder is alive, or has not been dead long
@@ -270,8 +271,8 @@ class LeaderElection:
                     if change.key != key:
                         continue
                     if change.type == "deleted":
-                        self._observed, self._observed_version = None, None
-                        self._observed_at = self._clock.now()
+                        # Gone, but its holder's term is not over: see _try.
+                        self._observed_version = None
                         self._changed.set()
                     elif self._observe(change.object):
                         self._changed.set()
@@ -363,6 +364,12 @@ class LeaderElection:
         try:
             current = await self._api.get(self.name, namespace=self.namespace)
         except NotFound:
+            # Deleted under a holder this client saw (an operator's kubectl delete): that
+            # holder may still be working, so its term ends as if the Lease were there.
+            expiry = self._expiry()
+            if expiry is not None and self._clock.now() < expiry:
+                self._leading = False
+                return "other"
             return await self._create(sent)
         except KubeError as exc:
             log.info("%r: reading the Lease failed: %s", self, exc)
