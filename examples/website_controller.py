@@ -160,9 +160,15 @@ async def install_crd(kube: kubeasync.Client, *, timeout: float = 60) -> bool:
         return False
     created = False
     if crd is None:
-        with contextlib.suppress(kubeasync.AlreadyExists):
+        try:
             await crds.create(CRD)
             created = True
+        except kubeasync.AlreadyExists:
+            pass
+        except kubeasync.NotFound:
+            raise SystemExit(
+                "this server serves neither Websites nor CustomResourceDefinitions"
+                " (apiextensions.k8s.io/v1): it cannot run this example") from None
     await crds.wait_for(name, conditions.crd_established, timeout=timeout)
     kube.discovery.forget()
     return created
