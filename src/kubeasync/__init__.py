@@ -13,9 +13,20 @@
                 print(change.type, change.name)
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .api.apply import ApplyConflict, ApplyError, FieldConflict
-from .api.capabilities import EvictionApi, LogApi, ScaleApi, StatusApi
+from .api.capabilities import (
+    AttachApi,
+    EvictionApi,
+    ExecApi,
+    LogApi,
+    PortForwardApi,
+    ScaleApi,
+    StatusApi,
+)
 from .api.client import Client
 from .api.discovery import AmbiguousResourceError, NoMatchError
 from .api.resource import ResourceApi
@@ -86,13 +97,80 @@ from .streams.log_stream import LogStream
 from .streams.watch_stream import WatchStream
 from .transport.policy import RetryPolicy
 
+if TYPE_CHECKING:
+    from .runtime import conditions as conditions
+    from .runtime.controller import (
+        DONE,
+        REQUEUE,
+        Controller,
+        ControllerStats,
+        ObjectKey,
+        Result,
+        annotations_changed,
+        generation_changed,
+        labels_changed,
+        requeue_after,
+    )
+    from .runtime.events import EventRecorder, object_reference
+    from .runtime.finalizers import Finalizer
+    from .runtime.leader import LeaderElection
+    from .runtime.sharding import Sharding
+    from .runtime.waits import WaitTimeout
+    from .runtime.workqueue import (
+        ExponentialBackoff,
+        MaxOf,
+        QueueShutDown,
+        RateLimiter,
+        TokenBucket,
+        WorkQueue,
+        default_rate_limiter,
+    )
+    from .streams.exec import ExecProcess, ExecResult, ExitStatusUnknown
+    from .streams.portforward import PortForward, PortForwardError, PortReader, PortWriter
+
+# The controller runtime is imported on first use: `import kubeasync` stays as fast for
+# the many programs that only call the API.
+_LAZY = {
+    "conditions": ".runtime.conditions",
+    **dict.fromkeys(("DONE", "REQUEUE", "Controller", "ControllerStats", "ObjectKey", "Result",
+                     "annotations_changed", "generation_changed", "labels_changed",
+                     "requeue_after"), ".runtime.controller"),
+    **dict.fromkeys(("EventRecorder", "object_reference"), ".runtime.events"),
+    "Finalizer": ".runtime.finalizers",
+    "LeaderElection": ".runtime.leader",
+    "Sharding": ".runtime.sharding",
+    "WaitTimeout": ".runtime.waits",
+    **dict.fromkeys(("ExecProcess", "ExecResult", "ExitStatusUnknown"), ".streams.exec"),
+    **dict.fromkeys(("PortForward", "PortForwardError", "PortReader", "PortWriter"),
+                    ".streams.portforward"),
+    **dict.fromkeys(("ExponentialBackoff", "MaxOf", "QueueShutDown", "RateLimiter",
+                     "TokenBucket", "WorkQueue", "default_rate_limiter"), ".runtime.workqueue"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubeasync' has no attribute {name!r}")
+    loaded = importlib.import_module(module, __name__)
+    value = loaded if name == "conditions" else getattr(loaded, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     "BUILTIN_RESOURCES",
     "CONFIG_MAPS",
+    "DONE",
     "JOBS",
     "NAMESPACES",
     "PERSISTENT_VOLUME_CLAIMS",
     "PODS",
+    "REQUEUE",
     "SERVICES",
     "AddedEvent",
     "AlreadyExists",
@@ -100,6 +178,7 @@ __all__ = [
     "ApiError",
     "ApplyConflict",
     "ApplyError",
+    "AttachApi",
     "Auth",
     "Backoff",
     "BadRequest",
@@ -115,15 +194,24 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "ConnectError",
+    "Controller",
+    "ControllerStats",
     "Credential",
     "DecodeError",
     "DeletedEvent",
     "DeploymentApi",
     "ErrorEvent",
     "Event",
+    "EventRecorder",
     "EvictionApi",
+    "ExecApi",
     "ExecPlugin",
+    "ExecProcess",
+    "ExecResult",
+    "ExitStatusUnknown",
+    "ExponentialBackoff",
     "FieldConflict",
+    "Finalizer",
     "Forbidden",
     "Gone",
     "Impersonation",
@@ -131,41 +219,63 @@ __all__ = [
     "Invalid",
     "KubeError",
     "KubeObject",
+    "LeaderElection",
     "LogApi",
     "LogStream",
     "Manifest",
     "ManifestError",
+    "MaxOf",
     "MethodNotAllowed",
     "ModifiedEvent",
     "NoAuth",
     "NoMatchError",
     "NotFound",
+    "ObjectKey",
     "PatchType",
     "PodApi",
+    "PortForward",
+    "PortForwardApi",
+    "PortForwardError",
+    "PortReader",
+    "PortWriter",
     "PropagationPolicy",
+    "QueueShutDown",
+    "RateLimiter",
     "RefreshingAuth",
     "Request",
     "RequestTimeout",
     "ResourceApi",
     "ResourceDescriptor",
+    "Result",
     "RetryPolicy",
     "ScaleApi",
     "ServerError",
+    "Sharding",
     "StatusApi",
     "StreamError",
+    "TokenBucket",
     "TokenFile",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "WaitTimeout",
     "WatchEvent",
     "WatchStream",
     "Watcher",
     "WatcherStats",
+    "WorkQueue",
     "__version__",
+    "annotations_changed",
+    "conditions",
     "custom_resource",
+    "default_rate_limiter",
     "drop_managed_fields",
     "dump_all_yaml",
+    "generation_changed",
+    "labels_changed",
     "load_all_yaml",
     "object_key",
+    "object_reference",
+    "requeue_after",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import msgspec
 
@@ -35,7 +35,9 @@ from ..core.params import (
 )
 from ..core.request import Request, RequestBuilder, encode_object, encode_patch
 from ..models import Status
+from ..runtime.conditions import Deleted
 from ..runtime.informer import Informer
+from ..runtime.waits import wait_for as _wait_for
 from ..runtime.watcher import Watcher
 from ..streams.watch_stream import WatchStream
 from ..transport.base import HttpResponse
@@ -465,6 +467,40 @@ class ResourceApi(Generic[T, L]):
             self._collection_namespace(namespace, all_namespaces), config,
             self._client.features,
         )
+
+    @overload
+    async def wait_for(
+        self, name: str, condition: Deleted, *, namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> T | None: ...
+
+    @overload
+    async def wait_for(
+        self, name: str, condition: Callable[[T], bool], *, namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> T: ...
+
+    async def wait_for(
+        self,
+        name: str,
+        condition: Callable[[T], bool] | Deleted,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+    ) -> T | None:
+        """Wait until the object satisfies ``condition`` and return it (that state).
+
+        ``condition`` is a predicate on the object, one of :mod:`kubeasync.conditions`
+        (``pod_ready``, ``job_finished``, ``deployment_available``, ...), or
+        ``kubeasync.conditions.deleted``, which waits until the object is gone and
+        returns its last state (``None`` if it did not exist). One GET, then one watch of
+        this object from the GET's resourceVersion: no change is missed, nothing polls.
+
+        Raises :class:`~kubeasync.NotFound` if the object does not exist or is deleted
+        meanwhile, and :class:`~kubeasync.WaitTimeout` (a ``TimeoutError``, naming the
+        last state seen) when ``timeout`` seconds pass first.
+        """
+        return await _wait_for(self, name, condition, namespace=namespace, timeout=timeout)
 
     def watch_stream(
         self,
