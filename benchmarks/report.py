@@ -165,6 +165,8 @@ def details(run: dict[str, Any]) -> str:
                              f"{result.get('burst_delivered')}/{result['opened']}")
                 if result.get("errors"):
                     notes.append("errors: " + "; ".join(result["errors"]))
+            if "gomaxprocs" in result:
+                notes.append(go_notes(result))
             server = result.get("server") or {}
             if server.get("lists") and cell.startswith(("list", "dicts", "rss")):
                 accept = ", ".join(f"'{k}'" for k in server.get("accept_encoding", {}))
@@ -174,6 +176,14 @@ def details(run: dict[str, Any]) -> str:
                 notes.append("watch query: " + server["watch_params"][-1])
             lines.append(f"| {label} | {cell} | {spread} | {'; '.join(notes)} |")
     return "\n".join(lines)
+
+
+def go_notes(result: dict[str, Any]) -> str:
+    """How a Go worker ran: its GOMAXPROCS, its cores, what the server answered."""
+    answers = ", ".join(f"{k or '-'} x{v}" for k, v in (result.get("content_types") or {}).items())
+    return (f"GOMAXPROCS={result['gomaxprocs']} on CPU {result.get('cpu_affinity')}, "
+            f"{result.get('go_version')}, client-go {result.get('client_go')}; answers: "
+            f"{answers or '-'} ({result.get('gzip_answers', 0)} gzipped)")
 
 
 def _num(x: float) -> str:
