@@ -41,6 +41,7 @@ from typing import Any
 
 from . import cluster
 from .cluster import log
+from .real_apiserver import log_skipped
 from .run import ROOT, machine, run_worker, versions, worker_env
 
 MIXED_CLIENTS = ["msgspec-plain", "kubeasync", "lightkube"]
@@ -160,8 +161,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     from .clients import missing
 
     skipped = {c: why for c in clients if (why := missing(c))}
-    for why in skipped.values():
-        log(why)
+    log_skipped(skipped)
     clients = [c for c in clients if c not in skipped]
     targets = args.targets.split(",")
     profile_dir = Path(args.profile_dir) if args.profile_dir else None

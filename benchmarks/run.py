@@ -244,6 +244,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             server_process(sizes) as server:
         kubeconfig = write_kubeconfig(Path(tmp), server)
         log(f"server {server}; sizes: {asdict(sizes)}")
+        logged: set[str] = set()
         for client in clients:
             cls = ADAPTERS[client]
             cells = [c for c in (WATCH_ONLY if client == "kubeasync-watcher" else ALL_CELLS)
@@ -256,7 +257,10 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             if why_not is None:
                 run["results"][client] = {}
             else:
-                log(why_not)
+                run["clients"][client]["missing"] = why_not
+                if why_not not in logged:  # client-go's two rows: one line
+                    log(why_not)
+                    logged.add(why_not)
         # Cell by cell, every client in turn: the figures that are compared with each other
         # are measured close together in time (the machine is shared and its load drifts).
         for cell in ALL_CELLS:

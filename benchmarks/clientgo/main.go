@@ -171,12 +171,13 @@ func (s *samples) result(unit string) map[string]interface{} {
 
 // ------------------------------------------------------------------ the client
 
-// contentTypes counts the Content-Type of every answer, so that a protobuf run that fell
-// back to JSON says so.
+// contentTypes counts the Content-Type and the protocol of every answer, so that a
+// protobuf run that fell back to JSON says so (and whether HTTP/2 carried it).
 type contentTypes struct {
-	mu     sync.Mutex
-	counts map[string]int
-	gzip   int
+	mu        sync.Mutex
+	counts    map[string]int
+	protocols map[string]int
+	gzip      int
 }
 
 type recorder struct {
@@ -193,6 +194,7 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		r.counts.mu.Lock()
 		r.counts.counts[kind]++
+		r.counts.protocols[resp.Proto]++
 		if resp.Uncompressed {
 			r.counts.gzip++
 		}
@@ -230,7 +232,7 @@ func newBench(o *options) (*bench, error) {
 		config.ContentType = protobufType
 		config.AcceptContentTypes = protobufType + ",application/json"
 	}
-	types := &contentTypes{counts: map[string]int{}}
+	types := &contentTypes{counts: map[string]int{}, protocols: map[string]int{}}
 	pool := o.concurrency
 	if pool < 100 {
 		pool = 100
@@ -701,6 +703,7 @@ func run(o *options) map[string]interface{} {
 	b.types.mu.Lock()
 	result["content_types"] = b.types.counts
 	result["gzip_answers"] = b.types.gzip
+	result["protocols"] = b.types.protocols
 	b.types.mu.Unlock()
 	return result
 }
