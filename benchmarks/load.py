@@ -70,7 +70,7 @@ class Sizes:
 
 
 PROFILES = {
-    "full": Sizes(tasks=200, requests=10000, reps=3, watches=1000, pods=500, groups=50,
+    "full": Sizes(tasks=200, requests=5000, reps=3, watches=1000, pods=500, groups=50,
                   idle_seconds=5.0, settle=1.0, timeout=600.0),
     "quick": Sizes(tasks=10, requests=150, reps=1, watches=10, pods=20, groups=4,
                    idle_seconds=0.2, settle=0.1, timeout=120.0),
@@ -326,7 +326,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--clients", help="comma-separated subset of: " + ", ".join(LABELS))
     parser.add_argument("--tasks", type=int, help="concurrent tasks (default 200)")
-    parser.add_argument("--requests", type=int, help="requests per sample (default 10000)")
+    parser.add_argument("--requests", type=int, help="requests per sample (default 5000)")
     parser.add_argument("--reps", type=int, help="samples (default 3)")
     parser.add_argument("--watches", type=int, help="idle watches (default 1000)")
     parser.add_argument("--kubeconfig", help="real: use this server instead of starting one")

@@ -1,7 +1,7 @@
 """One client's part of the load benchmark, in a process of its own; one JSON line out.
 
     python -m benchmarks.load_worker --client kubeasync --scenario mixed \\
-        --kubeconfig K --namespace NS --pods 500 --groups 50 --tasks 200 --requests 10000
+        --kubeconfig K --namespace NS --pods 500 --groups 50 --tasks 200 --requests 5000
     python -m benchmarks.load_worker --client kubeasync --scenario idle \\
         --kubeconfig K --namespace NS --resource-version RV --watches 1000
 
@@ -17,10 +17,12 @@ wall time, as its caller sees it, overall and per operation), the process's CPU 
 request (user+sys, ``getrusage``), RSS and open file descriptors.
 
 ``idle``: ``--watches`` concurrent watches of an empty namespace on one client. Once their
-connections are open (one socket each, counted in ``/proc/self/fd``): RSS growth per watch
-(after a GC), CPU while idle over ``--idle-seconds``, then one pod created in the
-namespace, which every watch must receive (the check that they were really open), and the
-time until the last one has it.
+connections are open (one socket each, counted in ``/proc/self/fd``) and the process has
+finished setting them up (a socket is counted before its TLS handshake and its request:
+the worker waits until half a second passes with under ``QUIET_MS_PER_S`` of CPU, at most
+``QUIET_TIMEOUT`` seconds): RSS growth per watch (after a GC), CPU while idle over
+``--idle-seconds``, then one pod created in the namespace, which every watch must receive
+(the check that they were really open), and the time until the last one has it.
 """
 
 from __future__ import annotations
@@ -47,10 +49,25 @@ from .worker import cpu_seconds, peak_rss_bytes, rss_bytes
 LOAD_ANNOTATION = "bench.kubeasync.dev/load"
 CREATED_LABEL = "bench.kubeasync.dev/created-by"
 WEIGHTS = (("get", 70), ("list", 10), ("patch", 10), ("create", 5), ("delete", 5))
+QUIET_MS_PER_S = 5.0
+QUIET_TIMEOUT = 30.0
 
 
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+async def quiesce(window: float = 0.5) -> float:
+    """Wait until a ``window`` of wall time costs under ``QUIET_MS_PER_S`` of CPU (or
+    ``QUIET_TIMEOUT`` passes: a client that never goes quiet is measured as it is);
+    returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < QUIET_TIMEOUT:
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        await asyncio.sleep(window)
+        if (cpu_seconds() - cpu0) / (time.perf_counter() - wall0) * 1000 < QUIET_MS_PER_S:
+            break
+    return time.monotonic() - started
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -245,6 +262,7 @@ async def idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
     name = f"idle-{args.client.replace('_', '-')}-{os.getpid()}"
     try:
         opened = await settle_open(args.watches, base, 120)
+        quiet_after = await quiesce()
         await asyncio.sleep(args.settle)
         gc.collect()
         after, fds = rss_bytes(), fd_count()
@@ -275,7 +293,8 @@ async def idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
         "samples": [(after - before) / args.watches / 1024], "unit": "KB/watch",
         "watches": args.watches, "sockets_opened": opened, "delivered": delivered,
         "total_mb": (after - before) / 2**20, "idle_cpu_ms_per_s": idle_cpu, "fds": fds,
-        "burst_ms": burst_ms, "errors": [repr(e) for e in errors[:3]],
+        "burst_ms": burst_ms, "quiet_after_s": quiet_after,
+        "errors": [repr(e) for e in errors[:3]],
     }
 
 
@@ -321,7 +340,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pods", type=int, default=500, help="mixed: seeded pods 0..N-1")
     parser.add_argument("--groups", type=int, default=50, help="mixed: label groups")
     parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=10000, help="mixed: per sample")
+    parser.add_argument("--requests", type=int, default=5000, help="mixed: per sample")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--watches", type=int, default=1000)
     parser.add_argument("--resource-version", default="0",
