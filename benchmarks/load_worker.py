@@ -194,7 +194,7 @@ async def mixed(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
         for rep in range(args.reps):
             gc.collect()
             cpu0, start = cpu_seconds(), time.perf_counter()
-            latencies = await load.run(args.requests, seed=rep + 1)
+            latencies = await load.run(args.requests, seed=args.seed + rep)
             seconds, used = time.perf_counter() - start, cpu_seconds() - cpu0
             done = sum(len(v) for v in latencies.values())
             samples.append(done / seconds)
@@ -342,6 +342,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--requests", type=int, default=5000, help="mixed: per sample")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1,
+                        help="mixed: sample i draws its operations from seed + i")
     parser.add_argument("--watches", type=int, default=1000)
     parser.add_argument("--resource-version", default="0",
                         help="idle: watch from this resourceVersion")
