@@ -70,7 +70,7 @@ class Sizes:
 
 
 PROFILES = {
-    "full": Sizes(tasks=200, requests=5000, reps=3, watches=1000, pods=500, groups=50,
+    "full": Sizes(tasks=200, requests=5000, reps=3, watches=1000, pods=100, groups=10,
                   idle_seconds=5.0, settle=1.0, timeout=600.0),
     "quick": Sizes(tasks=10, requests=150, reps=1, watches=10, pods=20, groups=4,
                    idle_seconds=0.2, settle=0.1, timeout=120.0),

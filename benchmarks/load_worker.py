@@ -1,7 +1,7 @@
 """One client's part of the load benchmark, in a process of its own; one JSON line out.
 
     python -m benchmarks.load_worker --client kubeasync --scenario mixed \\
-        --kubeconfig K --namespace NS --pods 500 --groups 50 --tasks 200 --requests 5000
+        --kubeconfig K --namespace NS --pods 100 --groups 10 --tasks 200 --requests 5000
     python -m benchmarks.load_worker --client kubeasync --scenario idle \\
         --kubeconfig K --namespace NS --resource-version RV --watches 1000
 
@@ -17,12 +17,12 @@ wall time, as its caller sees it, overall and per operation), the process's CPU 
 request (user+sys, ``getrusage``), RSS and open file descriptors.
 
 ``idle``: ``--watches`` concurrent watches of an empty namespace on one client. Once their
-connections are open (one socket each, counted in ``/proc/self/fd``) and the process has
-finished setting them up (a socket is counted before its TLS handshake and its request:
-the worker waits until half a second passes with under ``QUIET_MS_PER_S`` of CPU, at most
-``QUIET_TIMEOUT`` seconds): RSS growth per watch (after a GC), CPU while idle over
-``--idle-seconds``, then one pod created in the namespace, which every watch must receive
-(the check that they were really open), and the time until the last one has it.
+sockets are open (counted in ``/proc/self/fd``), a first pod is created there: when every
+watch has received it, all of them are established (a socket counts before its TLS
+handshake and its request are done). Then, once the process has gone quiet (half a second
+under ``QUIET_MS_PER_S`` of CPU, at most ``QUIET_TIMEOUT`` seconds): RSS growth per watch
+(after a GC), CPU while idle over ``--idle-seconds``, then a second pod, which every watch
+must receive too, and the time until the last one has it.
 """
 
 from __future__ import annotations
@@ -223,16 +223,19 @@ async def mixed(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
 
 async def idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
     ns = args.namespace
-    received = 0
-    last_received = 0.0
+    token = f"{args.client.replace('_', '-')}-{os.getpid()}"
+    probe, change = f"idle-probe-{token}", f"idle-change-{token}"
+    seen: dict[str, int] = {}  # events per object name
+    last_seen = 0.0
     errors: list[BaseException] = []
 
     async def one_watch() -> None:
-        nonlocal received, last_received
+        nonlocal last_seen
         try:
-            async for _obj in adapter.watch(ns, args.resource_version):
-                received += 1
-                last_received = time.monotonic()
+            async for obj in adapter.watch(ns, args.resource_version):
+                name = adapter.name_of(obj)
+                seen[name] = seen.get(name, 0) + 1
+                last_seen = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # reported, not hidden
@@ -251,6 +254,15 @@ async def idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
                 return max(0, min(opened, count))
             await asyncio.sleep(0.1)
 
+    async def reach_all(name: str, timeout: float) -> tuple[int, float]:
+        """Create pod ``name``; wait until every watch has its event: (delivered, ms)."""
+        sent = time.monotonic()
+        await adapter.create(ns, with_name(created_pod_template(ns, token), name))
+        deadline = sent + timeout
+        while seen.get(name, 0) < args.watches and time.monotonic() < deadline and not errors:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        return seen.get(name, 0), (last_seen - sent) * 1000
+
     # warm-up: one watch opened and closed, so that first-use imports are not counted
     warm = asyncio.ensure_future(one_watch())
     await asyncio.sleep(0.5)
@@ -259,9 +271,11 @@ async def idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     base, before = fd_count(), rss_bytes()
     tasks = [asyncio.ensure_future(one_watch()) for _ in range(args.watches)]
-    name = f"idle-{args.client.replace('_', '-')}-{os.getpid()}"
     try:
         opened = await settle_open(args.watches, base, 120)
+        # A socket counts before its handshake and its request are done: a first change,
+        # once every watch has it, says that all of them are established.
+        probed, _ = await reach_all(probe, 120)
         quiet_after = await quiesce()
         await asyncio.sleep(args.settle)
         gc.collect()
@@ -269,26 +283,19 @@ async def idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         await asyncio.sleep(args.idle_seconds)
         idle_cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0) * 1000
-        # the check that every watch is live: one change reaches each of them
-        body = with_name(created_pod_template(ns, name), name)
-        sent = time.monotonic()
-        await adapter.create(ns, body)
-        deadline = sent + 30
-        while received < args.watches and time.monotonic() < deadline and not errors:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-        delivered = received
-        burst_ms = (last_received - sent) * 1000 if delivered else None
+        delivered, burst_ms = await reach_all(change, 30)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await adapter.delete(ns, name)
+        for name in (probe, change):
+            with contextlib.suppress(Exception):
+                await adapter.delete(ns, name)
     if errors and not delivered:
         raise errors[0]
-    if delivered != args.watches:
-        raise RuntimeError(f"only {delivered} of {args.watches} watches received the change "
-                           f"({opened} sockets opened); errors: {errors[:3]}")
+    if probed != args.watches or delivered != args.watches:
+        raise RuntimeError(f"only {probed} and {delivered} of {args.watches} watches received "
+                           f"the changes ({opened} sockets opened); errors: {errors[:3]}")
     return {
         "samples": [(after - before) / args.watches / 1024], "unit": "KB/watch",
         "watches": args.watches, "sockets_opened": opened, "delivered": delivered,
@@ -337,8 +344,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--namespace", required=True)
-    parser.add_argument("--pods", type=int, default=500, help="mixed: seeded pods 0..N-1")
-    parser.add_argument("--groups", type=int, default=50, help="mixed: label groups")
+    parser.add_argument("--pods", type=int, default=100, help="mixed: seeded pods 0..N-1")
+    parser.add_argument("--groups", type=int, default=10, help="mixed: label groups")
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--requests", type=int, default=5000, help="mixed: per sample")
     parser.add_argument("--reps", type=int, default=3)
