@@ -156,6 +156,7 @@ def run_target(target: str, kubeconfig: str, sizes: Sizes, clients: list[str],
             log(f"{target:<5} mixed  {client:>18} {summary(result)}  [{result['wall_s']:.1f} s]")
     for client in mixed:
         out["results"].setdefault(client, {})["mixed"] = merge_samples(samples[client])
+        out["results"][client]["mixed_samples"] = samples[client]  # raw, for --json
     for client in [c for c in clients if c in IDLE_CLIENTS]:
         rv = asyncio.run(idle_resource_version(kubeconfig))
         result = run_worker(client, worker_args("idle", sizes, kubeconfig, rv), sizes.timeout,
@@ -165,11 +166,13 @@ def run_target(target: str, kubeconfig: str, sizes: Sizes, clients: list[str],
     return out
 
 
-def merge_samples(results: list[dict[str, Any]]) -> dict[str, Any]:
+def merge_samples(all_results: list[dict[str, Any]]) -> dict[str, Any]:
     """One client's mixed samples (one process each) as one result: medians of the
-    per-sample figures (requests/s, CPU per request, p50, p99), the worst RSS and fds."""
-    failed = [r for r in results if not r.get("ok")]
-    if failed:
+    per-sample figures (requests/s, CPU per request, p50, p99), the worst RSS and fds.
+    A sample with a failed request or check does not count; its error is kept."""
+    failed = [r for r in all_results if not r.get("ok")]
+    results = [r for r in all_results if r.get("ok")]
+    if not results:
         return failed[0]
     per_rep = [rep for r in results for rep in r["per_rep"]]
     by_op: dict[str, dict[str, float]] = {}
@@ -192,7 +195,8 @@ def merge_samples(results: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_mb": max(r["rss_mb"] for r in results), "fds": max(r["fds"] for r in results),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
         "gc_enabled_after": all(r["gc_enabled_after"] for r in results),
-        "wall_s": sum(r["wall_s"] for r in results),
+        "wall_s": sum(r["wall_s"] for r in all_results),
+        "failed_samples": [str(r.get("error"))[:300] for r in failed],
     }
 
 
@@ -284,8 +288,10 @@ def mixed_table(target: dict[str, Any]) -> str:
         rps = statistics.median(result["samples"])
         lat, cpu = result["latency"], result["cpu_us_per_request"]
         base_p99 = base["latency"]["p99_ms"] if base else None
+        failed = len(result.get("failed_samples") or [])
+        note = f" [{failed} of {failed + len(result['samples'])} samples failed]" if failed else ""
         rows.append([
-            LABELS[client],
+            LABELS[client] + note,
             f"{rps:,.0f}" + _ratio(rps, statistics.median(base["samples"]) if base else None),
             f"{lat['p50_ms']:.1f} ms", f"{lat['p99_ms']:.1f} ms" + _ratio(lat["p99_ms"], base_p99),
             f"{cpu:.0f} us" + _ratio(cpu, base["cpu_us_per_request"] if base else None),
