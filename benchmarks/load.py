@@ -46,6 +46,7 @@ from .run import ROOT, machine, run_worker, versions, worker_env
 
 MIXED_CLIENTS = ["msgspec-plain", "kubeasync", "lightkube"]
 IDLE_CLIENTS = ["msgspec-plain", "kubeasync", "kubeasync-watcher", "lightkube"]
+CELLS = ["mixed", "idle"]
 BASELINE = "msgspec-plain"
 NAMESPACE = "kubeasync-load"
 IDLE_NAMESPACE = "kubeasync-load-idle"
@@ -133,7 +134,7 @@ def worker_args(cell: str, sizes: Sizes, kubeconfig: str, resource_version: str 
 
 
 def run_target(target: str, kubeconfig: str, sizes: Sizes, clients: list[str],
-               profile_dir: Path | None) -> dict[str, Any]:
+               profile_dir: Path | None, cells: list[str] = CELLS) -> dict[str, Any]:
     started = time.perf_counter()
     out: dict[str, Any] = asyncio.run(seed(kubeconfig, sizes))
     out["setup_s"] = time.perf_counter() - started
@@ -145,7 +146,7 @@ def run_target(target: str, kubeconfig: str, sizes: Sizes, clients: list[str],
     # The mixed load is server-bound (the server's speed, on a shared machine, drifts):
     # sample by sample, every client in turn, so that each sample of one client is taken
     # next to one of every other.
-    mixed = [c for c in clients if c in MIXED_CLIENTS]
+    mixed = [c for c in clients if c in MIXED_CLIENTS] if "mixed" in cells else []
     samples: dict[str, list[dict[str, Any]]] = {c: [] for c in mixed}
     for sample in range(sizes.reps):
         for client in mixed:
@@ -157,7 +158,7 @@ def run_target(target: str, kubeconfig: str, sizes: Sizes, clients: list[str],
     for client in mixed:
         out["results"].setdefault(client, {})["mixed"] = merge_samples(samples[client])
         out["results"][client]["mixed_samples"] = samples[client]  # raw, for --json
-    for client in [c for c in clients if c in IDLE_CLIENTS]:
+    for client in [c for c in clients if c in IDLE_CLIENTS and "idle" in cells]:
         rv = asyncio.run(idle_resource_version(kubeconfig))
         result = run_worker(client, worker_args("idle", sizes, kubeconfig, rv), sizes.timeout,
                             profile(client, "idle"), module="benchmarks.load_worker")
@@ -216,6 +217,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     log_skipped(skipped)
     clients = [c for c in clients if c not in skipped]
     targets = args.targets.split(",")
+    cells = args.cells.split(",") if args.cells else CELLS
+    if set(cells) - set(CELLS):
+        raise SystemExit(f"unknown cells: {', '.join(set(cells) - set(CELLS))}; known: mixed, idle")
     profile_dir = Path(args.profile_dir) if args.profile_dir else None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
@@ -229,11 +233,11 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                     fake_apiserver(Path(tmp)) as kubeconfig:
                 log("fake: the embedded API server (python -m kubeasync serve), own process")
                 run["targets"][target] = run_target(target, kubeconfig, sizes, clients,
-                                                    profile_dir)
+                                                    profile_dir, cells)
         elif target == "real":
             with cluster.real_apiserver(args.kubeconfig, keep=args.keep) as kubeconfig:
                 run["targets"][target] = run_target(target, kubeconfig, sizes, clients,
-                                                    profile_dir)
+                                                    profile_dir, cells)
         else:
             raise SystemExit(f"unknown target {target!r}: fake, real")
     run["meta"] = {
@@ -379,6 +383,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated: fake (embedded server), real (kube-apiserver)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--clients", help="comma-separated subset of: " + ", ".join(LABELS))
+    parser.add_argument("--cells", help="comma-separated subset of: " + ", ".join(CELLS))
     parser.add_argument("--tasks", type=int, help="concurrent tasks (default 200)")
     parser.add_argument("--requests", type=int, help="requests per sample (default 5000)")
     parser.add_argument("--reps", type=int, help="samples (default 3)")
