@@ -133,13 +133,16 @@ async def ensure_namespace(kube: Any, namespace: str) -> None:
 
     with contextlib.suppress(kubeasync.AlreadyExists):
         await kube.namespaces.create({"metadata": {"name": namespace}})
-    # a cluster with ServiceAccount admission accepts pods once the namespace's default
-    # service account exists: a dry-run create says when
-    pod, _ = creatable_pod(0, namespace)
+    # A cluster with ServiceAccount admission accepts pods once the namespace's default
+    # service account exists: a dry-run create says when. (Not of a benchmark pod: they
+    # carry generateName, and for such a pod a real server answers a create of an existing
+    # name with 500 ServerTimeout, "try again", instead of 409 AlreadyExists.)
+    probe = {"metadata": {"name": "kubeasync-bench-probe"},
+             "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}}
     deadline = time.monotonic() + 60
     while True:
         try:
-            await kube.pods.create(pod, namespace=namespace, dry_run=True)
+            await kube.pods.create(probe, namespace=namespace, dry_run=True)
             return
         except kubeasync.AlreadyExists:
             return
