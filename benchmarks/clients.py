@@ -43,6 +43,11 @@ __all__ = ["ADAPTERS", "Adapter", "ClientGo", "Env", "NotSupported", "SyncAdapte
 
 LIST_RV = "1"
 BOOKMARK_PREFIX = b'{"type":"BOOKMARK"'
+ERROR_PREFIX = b'{"type":"ERROR"'
+
+
+class WatchErrorEvent(Exception):
+    """The server ended a watch with an ERROR event (e.g. 410: too old resourceVersion)."""
 
 
 class NotSupported(Exception):
@@ -234,6 +239,8 @@ class AiohttpRaw(Adapter):
                 if b"\n" in buffer:
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
+                        if line.startswith(ERROR_PREFIX):
+                            raise WatchErrorEvent(line[:300].decode(errors="replace"))
                         if not line.startswith(BOOKMARK_PREFIX):
                             yield line
 
@@ -363,6 +370,8 @@ class Kubeasync(Adapter):
         stream = self.kube.pods.watch_stream(namespace=ns, resource_version=resource_version)
         try:
             async for event in stream:
+                if event.type == "ERROR":
+                    raise WatchErrorEvent(str(event.object)[:300])
                 if event.type != "BOOKMARK":
                     yield event.object
         finally:

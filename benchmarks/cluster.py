@@ -54,22 +54,27 @@ def tools_dir() -> Path:
     return Path(os.environ.get(TOOLS_ENV) or ROOT.parent / "shared" / "tools" / "real-apiserver")
 
 
-def server_env(keep: bool) -> dict[str, str]:
+def server_env(keep: bool, apiserver_args: str = "") -> dict[str, str]:
     env = {**os.environ}
     for key, default in SERVER_ENV.items():
         env.setdefault(key, default)
+    if apiserver_args:
+        env.setdefault("KUBE_REAL_APISERVER_ARGS", apiserver_args)
     if keep:
         env["KUBE_REAL_KEEP_DATA"] = "1"
     return env
 
 
 @contextlib.contextmanager
-def real_apiserver(kubeconfig: str | None = None, *, keep: bool = False) -> Iterator[str]:
+def real_apiserver(kubeconfig: str | None = None, *, keep: bool = False,
+                   apiserver_args: str = "") -> Iterator[str]:
     """Yield the path of a kubeconfig for a real API server.
 
     With ``kubeconfig``: that cluster, untouched. Otherwise start kube-apiserver and etcd
     (``start.sh``; with ``keep`` on the data of the last run, and left running afterwards;
-    without it on fresh data, and stopped at the end).
+    without it on fresh data, and stopped at the end), with ``apiserver_args`` unless the
+    environment's ``KUBE_REAL_APISERVER_ARGS`` says otherwise. A server that is already
+    running (from a ``--keep`` run) is used as it is.
     """
     if kubeconfig:
         yield kubeconfig
@@ -77,7 +82,7 @@ def real_apiserver(kubeconfig: str | None = None, *, keep: bool = False) -> Iter
     tools = tools_dir()
     if not (tools / "start.sh").exists():
         raise SystemExit(f"no real-apiserver scripts in {tools} (set {TOOLS_ENV})")
-    env = server_env(keep)
+    env = server_env(keep, apiserver_args)
     path = Path(env["KUBE_REAL_RUN"]) / "kubeconfig"
     started = time.perf_counter()
     proc = subprocess.run(["bash", str(tools / "start.sh"), str(path)], env=env,

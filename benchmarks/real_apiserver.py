@@ -14,9 +14,9 @@ the Go program of ``benchmarks/clientgo``, pinned to one core with ``GOMAXPROCS=
   each client's default), into typed objects; checked: the item count.
 - ``watch``: a burst of ``--events`` changes (a merge patch of one annotation on as many
   pods, made once, before the cell) read back by a watch from the resourceVersion just
-  before the burst, which the server replays from its watch cache as fast as the client
-  reads; checked: the number of events and the last one's resourceVersion (the burst's
-  last patch).
+  before the burst, which the server replays as fast as the client reads (from etcd: the
+  server is started with ``APISERVER_ARGS``); checked: the number of events and the last
+  one's resourceVersion (the burst's last patch).
 
 Each sample records the wall time and the worker process's own CPU time (user+sys from
 ``getrusage``, every thread), so that the server's share of the wall time (etcd, the
@@ -52,6 +52,11 @@ CELLS = ["list", "watch"]
 NAMESPACE = "kubeasync-bench"
 BURST_ANNOTATION = "bench.kubeasync.dev/burst"
 BURST_MANAGER = "bench-burst"
+# Pods' watches from etcd, and no compaction: the burst stays there for every client to
+# replay. (1.20's watch cache sizes itself to keep ~75 s of events, whatever
+# --watch-cache-sizes says: on a slow machine a 5,000-change burst takes longer than that,
+# and its start is gone before the clients read it.)
+APISERVER_ARGS = "--watch-cache-sizes=pods#0 --etcd-compaction-interval=0"
 KUBEASYNC = "kubeasync"
 GO_JSON = "client-go"
 GO_PROTOBUF = "client-go-protobuf"
@@ -122,7 +127,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     profile_dir = Path(args.profile_dir) if args.profile_dir else None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-    with cluster.real_apiserver(args.kubeconfig, keep=args.keep) as kubeconfig:
+    with cluster.real_apiserver(args.kubeconfig, keep=args.keep,
+                                apiserver_args=APISERVER_ARGS) as kubeconfig:
         setup_started = time.perf_counter()
         setup = asyncio.run(prepare(kubeconfig, args.pods, args.events, args.concurrency))
         setup["setup_s"] = time.perf_counter() - setup_started
