@@ -125,7 +125,8 @@ def table(run: dict[str, Any]) -> str:
         cells = results.get(client, {})
         label = meta["label"]
         if not meta.get("installed", True):
-            rows.append([label, *(["not installed"] * len(COLUMNS)), "-"])
+            why = "not built" if "not built" in meta.get("missing", "") else "not installed"
+            rows.append([label, *([why] * len(COLUMNS)), "-"])
             continue
         row = [label]
         for column in COLUMNS:
@@ -165,6 +166,8 @@ def details(run: dict[str, Any]) -> str:
                              f"{result.get('burst_delivered')}/{result['opened']}")
                 if result.get("errors"):
                     notes.append("errors: " + "; ".join(result["errors"]))
+            if "gomaxprocs" in result:
+                notes.append(go_notes(result))
             server = result.get("server") or {}
             if server.get("lists") and cell.startswith(("list", "dicts", "rss")):
                 accept = ", ".join(f"'{k}'" for k in server.get("accept_encoding", {}))
@@ -174,6 +177,15 @@ def details(run: dict[str, Any]) -> str:
                 notes.append("watch query: " + server["watch_params"][-1])
             lines.append(f"| {label} | {cell} | {spread} | {'; '.join(notes)} |")
     return "\n".join(lines)
+
+
+def go_notes(result: dict[str, Any]) -> str:
+    """How a Go worker ran: its GOMAXPROCS, its cores, what the server answered."""
+    answers = ", ".join(f"{k or '-'} x{v}" for k, v in (result.get("content_types") or {}).items())
+    protocols = ", ".join(result.get("protocols") or {})
+    return (f"GOMAXPROCS={result['gomaxprocs']} on CPU {result.get('cpu_affinity')}, "
+            f"{result.get('go_version')}, client-go {result.get('client_go')}; answers: "
+            f"{answers or '-'} ({result.get('gzip_answers', 0)} gzipped, {protocols or '-'})")
 
 
 def _num(x: float) -> str:

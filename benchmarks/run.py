@@ -10,8 +10,10 @@ worker process (:mod:`benchmarks.worker`), one at a time, and prints one table i
 each figure carries its ratio to the plain msgspec baseline of the same run.
 
 Peers (lightkube, kubernetes_asyncio, kr8s, kubernetes) come from the optional ``bench``
-extra; a peer that is not installed gets a "not installed" row. Workers import the
-kubeasync of this checkout (the harness puts it first on ``PYTHONPATH``).
+extra; a peer that is not installed gets a "not installed" row. client-go is the Go
+program of ``benchmarks/clientgo``, run when it is built (``/opt/kube-real/bin/clientgo``)
+and skipped with one line saying how to build it otherwise. Workers import the kubeasync
+of this checkout (the harness puts it first on ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .clients import ADAPTERS, PEER_MODULES
+from .clients import ADAPTERS, missing
 from .worker import control
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ CLIENT_ORDER = [
     "kubernetes_asyncio",
     "kr8s",
     "kubernetes",
+    "client-go",
 ]
 ALL_CELLS = ["list_small", "list_large", "dicts_small", "dicts_large", "rss", "watch", "get",
              "idle"]
@@ -103,8 +105,7 @@ def cell_args(cell: str, sizes: Sizes) -> list[str]:
 
 
 def installed(client: str) -> bool:
-    module = PEER_MODULES.get(client)
-    return module is None or importlib.util.find_spec(module) is not None
+    return missing(client) is None
 
 
 def worker_env() -> dict[str, str]:
@@ -159,19 +160,19 @@ def write_kubeconfig(directory: Path, server: str) -> Path:
     return path
 
 
-def run_cell(client: str, cell: str, sizes: Sizes, server: str, kubeconfig: Path,
-             profile_dir: Path | None = None) -> dict[str, Any]:
-    control(server, "/_bench/stats?reset=1")
-    cmd = [sys.executable, "-m", "benchmarks.worker", "--client", client,
-           "--server", server, "--kubeconfig", str(kubeconfig), *cell_args(cell, sizes)]
-    if profile_dir is not None:
-        cmd += ["--profile", str(profile_dir / f"{client}-{cell}.prof")]
+def run_worker(client: str, worker_args: list[str], timeout: float,
+               profile: Path | None = None, module: str = "benchmarks.worker") -> dict[str, Any]:
+    """Run one worker process (``python -m benchmarks.worker --client ... <worker_args>``)
+    and return its result line, or what went wrong; ``wall_s`` is the whole process's."""
+    cmd = [sys.executable, "-m", module, "--client", client, *worker_args]
+    if profile is not None:
+        cmd += ["--profile", str(profile)]
     started = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=worker_env(), capture_output=True, text=True,
-                              timeout=sizes.timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        result: dict[str, Any] = {"ok": False, "error": f"timeout after {sizes.timeout:.0f} s"}
+        result: dict[str, Any] = {"ok": False, "error": f"timeout after {timeout:.0f} s"}
     else:
         lines = proc.stdout.strip().splitlines()
         try:
@@ -180,6 +181,15 @@ def run_cell(client: str, cell: str, sizes: Sizes, server: str, kubeconfig: Path
             result = {"ok": False, "error": f"worker exit {proc.returncode}",
                       "stderr": proc.stderr[-2000:]}
     result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def run_cell(client: str, cell: str, sizes: Sizes, server: str, kubeconfig: Path,
+             profile_dir: Path | None = None) -> dict[str, Any]:
+    control(server, "/_bench/stats?reset=1")
+    profile = profile_dir / f"{client}-{cell}.prof" if profile_dir is not None else None
+    result = run_worker(client, ["--server", server, "--kubeconfig", str(kubeconfig),
+                                 *cell_args(cell, sizes)], sizes.timeout, profile)
     result["server"] = control(server, "/_bench/stats")
     return result
 
@@ -234,6 +244,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             server_process(sizes) as server:
         kubeconfig = write_kubeconfig(Path(tmp), server)
         log(f"server {server}; sizes: {asdict(sizes)}")
+        logged: set[str] = set()
         for client in clients:
             cls = ADAPTERS[client]
             cells = [c for c in (WATCH_ONLY if client == "kubeasync-watcher" else ALL_CELLS)
@@ -242,10 +253,14 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 "label": cls.label, "installed": installed(client), "cells": cells,
                 "baseline": cls.baseline, "watch_api": cls.watch_api,
             }
-            if installed(client):
+            why_not = missing(client)
+            if why_not is None:
                 run["results"][client] = {}
             else:
-                log(f"{client}: not installed (pip install -e '.[bench]')")
+                run["clients"][client]["missing"] = why_not
+                if why_not not in logged:  # client-go's two rows: one line
+                    log(why_not)
+                    logged.add(why_not)
         # Cell by cell, every client in turn: the figures that are compared with each other
         # are measured close together in time (the machine is shared and its load drifts).
         for cell in ALL_CELLS:

@@ -17,8 +17,19 @@ Scenarios:
 Timed samples are repeated (``--reps``) within a time budget (``--budget`` seconds). The
 first call is a warm-up, unless it alone took more than ``WARMUP_LIMIT`` seconds: then it
 is a sample (at that length, connection setup and first-call costs are noise, and a slow
-client would not fit its budget otherwise). The result holds every sample; the harness
+client would not fit its budget otherwise). The result holds every sample, and with each
+timed one the process's own CPU time over it (``cpu_s``: user+sys of every thread, from
+``getrusage``), so that a server's share of the wall time can be taken out; the harness
 reports their median. Results go to stdout as the last line.
+
+By default each scenario reads the benchmark server's namespaces (``pods-N``,
+``events-N``, ``bench``); ``--namespace``, ``--name``, ``--resource-version`` and
+``--expect-last-rv`` point it at a real API server's objects instead
+(:mod:`benchmarks.real_apiserver`).
+
+``--client client-go`` (and ``client-go-protobuf``) is the Go program of
+``benchmarks/clientgo``: the worker pins itself to one core and replaces itself with that
+program, with ``GOMAXPROCS=1`` and the same arguments; it prints the same result line.
 """
 
 from __future__ import annotations
@@ -41,7 +52,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .clients import Adapter, Env, NotSupported, SyncAdapter, adapter_for
+from .clients import (
+    ADAPTERS,
+    Adapter,
+    ClientGo,
+    Env,
+    NotSupported,
+    SyncAdapter,
+    adapter_for,
+    clientgo_binary,
+)
 
 WARMUP_LIMIT = 2.0
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -55,6 +75,12 @@ def rss_bytes() -> int:
 
 def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time so far, user + system, every thread."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def control(server: str, path: str) -> dict[str, Any]:
@@ -77,6 +103,7 @@ class Samples:
         self.budget = budget
         self.started = time.perf_counter()
         self.values: list[float] = []
+        self.cpu: list[float] = []
         self.warmed = False
 
     def warmed_up(self) -> None:
@@ -91,14 +118,18 @@ class Samples:
         spent = time.perf_counter() - self.started
         return spent + spent / len(self.values) <= self.budget
 
-    def add(self, seconds: float, value: float) -> None:
-        """Record a sample, or drop it as the warm-up."""
+    def add(self, seconds: float, value: float, cpu: float) -> None:
+        """Record a sample and the CPU time it took, or drop it as the warm-up."""
         if not self.warmed:
             self.warmed = True
             if seconds < WARMUP_LIMIT:
                 self.started = time.perf_counter()
                 return
         self.values.append(value)
+        self.cpu.append(cpu)
+
+    def result(self, unit: str) -> dict[str, Any]:
+        return {"samples": self.values, "cpu_s": self.cpu, "unit": unit}
 
 
 def check_list(adapter: Adapter | SyncAdapter, items: list[Any], args: argparse.Namespace) -> None:
@@ -112,10 +143,14 @@ def check_list(adapter: Adapter | SyncAdapter, items: list[Any], args: argparse.
         adapter.check_typed(items[-1])
 
 
-def check_last_event(adapter: Adapter | SyncAdapter, seen: int, count: int, last: Any) -> None:
+def check_last_event(adapter: Adapter | SyncAdapter, seen: int, count: int, last: Any,
+                     expect_rv: str | None) -> None:
+    """``expect_rv``: the last event's resourceVersion (``None``: the benchmark server's
+    ``events-{count}`` stream; ``""``: not checked, for a warm-up on part of a burst)."""
     assert seen == count, f"expected {count} events, got {seen}"
     rv = adapter.resource_version(last)
-    assert rv == str(FIRST_EVENT_RV + count - 1), f"wrong last event: resourceVersion {rv}"
+    expected = str(FIRST_EVENT_RV + count - 1) if expect_rv is None else expect_rv
+    assert not expected or rv == expected, f"wrong last event: resourceVersion {rv}"
 
 
 def rss_result(before: int, peak: int, after: int) -> dict[str, Any]:
@@ -187,18 +222,18 @@ async def idle_measure(
 
 
 async def async_list(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
-    ns = f"pods-{args.size}"
+    ns = args.namespace or f"pods-{args.size}"
     call = adapter.list_dicts if args.dicts else adapter.list_typed
     samples = Samples(args.reps, args.budget)
     while samples.more():
-        start = time.perf_counter()
+        cpu0, start = cpu_seconds(), time.perf_counter()
         items = await call(ns)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
         check_list(adapter, items, args)
-        samples.add(seconds, seconds)
+        samples.add(seconds, seconds, cpu)
         del items
         gc.collect()
-    return {"samples": samples.values, "unit": "s"}
+    return samples.result("s")
 
 
 async def async_rss(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
@@ -207,7 +242,7 @@ async def async_rss(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any
     del warm
     gc.collect()
     before = rss_bytes()
-    items = await call(f"pods-{args.size}")
+    items = await call(args.namespace or f"pods-{args.size}")
     peak = peak_rss_bytes()
     after = rss_bytes()
     check_list(adapter, items, args)
@@ -215,7 +250,7 @@ async def async_rss(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any
 
 
 async def async_get(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
-    ns, name = "bench", "small"
+    ns, name = args.namespace or "bench", args.name
 
     async def run(total: int) -> None:
         remaining = total
@@ -235,18 +270,23 @@ async def async_get(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any
     samples = Samples(args.reps, args.budget)
     samples.warmed_up()
     while samples.more():
-        start = time.perf_counter()
+        cpu0, start = cpu_seconds(), time.perf_counter()
         await run(args.size)
         seconds = time.perf_counter() - start
-        samples.add(seconds, args.size / seconds)
-    return {"samples": samples.values, "unit": "req/s"}
+        samples.add(seconds, args.size / seconds, cpu_seconds() - cpu0)
+    return samples.result("req/s")
 
 
-async def async_watch_once(adapter: Adapter, count: int) -> None:
-    """Read ``count`` events from the ``events-{count}`` stream and check the last one."""
+async def async_watch_once(adapter: Adapter, args: argparse.Namespace, count: int,
+                           expect_rv: str | None = None) -> None:
+    """Read ``count`` events from the ``events-{count}`` stream (or ``--namespace`` from
+    ``--resource-version``) and check the last one."""
     seen = 0
     last = None
-    stream = adapter.watch(f"events-{count}")
+    if args.namespace:
+        stream = adapter.watch(args.namespace, args.resource_version)
+    else:
+        stream = adapter.watch(f"events-{count}")
     try:
         async for obj in stream:
             seen += 1
@@ -255,20 +295,25 @@ async def async_watch_once(adapter: Adapter, count: int) -> None:
                 break
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
-    check_last_event(adapter, seen, count, last)
+    check_last_event(adapter, seen, count, last, expect_rv)
+
+
+def warmup_expectation(args: argparse.Namespace) -> str | None:
+    """The warm-up reads the first events of a real server's burst: no last-event check."""
+    return "" if args.namespace else None
 
 
 async def async_watch(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
-    await async_watch_once(adapter, args.warmup_events)
+    await async_watch_once(adapter, args, args.warmup_events, warmup_expectation(args))
     samples = Samples(args.reps, args.budget)
     samples.warmed_up()
     while samples.more():
-        start = time.perf_counter()
-        await async_watch_once(adapter, args.size)
+        cpu0, start = cpu_seconds(), time.perf_counter()
+        await async_watch_once(adapter, args, args.size, args.expect_last_rv)
         seconds = time.perf_counter() - start
-        samples.add(seconds, args.size / seconds)
+        samples.add(seconds, args.size / seconds, cpu_seconds() - cpu0)
         gc.collect()
-    return {"samples": samples.values, "unit": "events/s"}
+    return samples.result("events/s")
 
 
 async def async_idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, Any]:
@@ -300,7 +345,7 @@ async def async_idle(adapter: Adapter, args: argparse.Namespace) -> dict[str, An
             await asyncio.sleep(0.1)
 
     # warm-up: one short watch stream, so that first-use imports and code are not counted
-    await async_watch_once(adapter, args.warmup_events)
+    await async_watch_once(adapter, args, args.warmup_events)
     gc.collect()
     before = rss_bytes()
     tasks = [asyncio.ensure_future(one_watch()) for _ in range(args.size)]
@@ -329,18 +374,18 @@ ASYNC_SCENARIOS: dict[str, Callable[[Any, argparse.Namespace], Awaitable[dict[st
 
 
 def sync_list(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
-    ns = f"pods-{args.size}"
+    ns = args.namespace or f"pods-{args.size}"
     call = adapter.list_dicts if args.dicts else adapter.list_typed
     samples = Samples(args.reps, args.budget)
     while samples.more():
-        start = time.perf_counter()
+        cpu0, start = cpu_seconds(), time.perf_counter()
         items = call(ns)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
         check_list(adapter, items, args)
-        samples.add(seconds, seconds)
+        samples.add(seconds, seconds, cpu)
         del items
         gc.collect()
-    return {"samples": samples.values, "unit": "s"}
+    return samples.result("s")
 
 
 def sync_rss(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
@@ -349,7 +394,7 @@ def sync_rss(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
     del warm
     gc.collect()
     before = rss_bytes()
-    items = call(f"pods-{args.size}")
+    items = call(args.namespace or f"pods-{args.size}")
     peak = peak_rss_bytes()
     after = rss_bytes()
     check_list(adapter, items, args)
@@ -358,7 +403,7 @@ def sync_rss(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
 
 def sync_get(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
     """``--concurrency`` threads, as the sync client is meant to be used concurrently."""
-    ns, name = "bench", "small"
+    ns, name = args.namespace or "bench", args.name
     adapter.check_typed(adapter.get(ns, name))
     with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
 
@@ -370,17 +415,21 @@ def sync_get(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
         samples = Samples(args.reps, args.budget)
         samples.warmed_up()
         while samples.more():
-            start = time.perf_counter()
+            cpu0, start = cpu_seconds(), time.perf_counter()
             run(args.size)
             seconds = time.perf_counter() - start
-            samples.add(seconds, args.size / seconds)
-    return {"samples": samples.values, "unit": "req/s"}
+            samples.add(seconds, args.size / seconds, cpu_seconds() - cpu0)
+    return samples.result("req/s")
 
 
-def sync_watch_once(adapter: SyncAdapter, count: int) -> None:
+def sync_watch_once(adapter: SyncAdapter, args: argparse.Namespace, count: int,
+                    expect_rv: str | None = None) -> None:
     seen = 0
     last = None
-    stream = adapter.watch(f"events-{count}")
+    if args.namespace:
+        stream = adapter.watch(args.namespace, args.resource_version)
+    else:
+        stream = adapter.watch(f"events-{count}")
     try:
         for obj in stream:
             seen += 1
@@ -389,20 +438,20 @@ def sync_watch_once(adapter: SyncAdapter, count: int) -> None:
                 break
     finally:
         stream.close()  # type: ignore[attr-defined]
-    check_last_event(adapter, seen, count, last)
+    check_last_event(adapter, seen, count, last, expect_rv)
 
 
 def sync_watch(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
-    sync_watch_once(adapter, args.warmup_events)
+    sync_watch_once(adapter, args, args.warmup_events, warmup_expectation(args))
     samples = Samples(args.reps, args.budget)
     samples.warmed_up()
     while samples.more():
-        start = time.perf_counter()
-        sync_watch_once(adapter, args.size)
+        cpu0, start = cpu_seconds(), time.perf_counter()
+        sync_watch_once(adapter, args, args.size, args.expect_last_rv)
         seconds = time.perf_counter() - start
-        samples.add(seconds, args.size / seconds)
+        samples.add(seconds, args.size / seconds, cpu_seconds() - cpu0)
         gc.collect()
-    return {"samples": samples.values, "unit": "events/s"}
+    return samples.result("events/s")
 
 
 def sync_idle(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
@@ -438,7 +487,7 @@ def sync_idle(adapter: SyncAdapter, args: argparse.Namespace) -> dict[str, Any]:
     async def wait_open(count: int, timeout: float) -> int:
         return await asyncio.to_thread(wait_open_blocking, count, timeout)
 
-    sync_watch_once(adapter, args.warmup_events)
+    sync_watch_once(adapter, args, args.warmup_events)
     gc.collect()
     before = rss_bytes()
     for _ in range(args.size):
@@ -526,11 +575,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds between the last watch opening and the memory reading")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the run to PATH")
+    parser.add_argument("--namespace", help="read this namespace instead of the benchmark"
+                        " server's pods-N / events-N / bench")
+    parser.add_argument("--name", default="small", help="get: the pod's name")
+    parser.add_argument("--resource-version", default="1",
+                        help="watch --namespace: start after this resourceVersion")
+    parser.add_argument("--expect-last-rv",
+                        help="watch --namespace: the last event's resourceVersion (checked)")
     return parser.parse_args(argv)
 
 
+def exec_go(client: type[ClientGo], argv: list[str]) -> None:
+    """Become the client-go program: pinned to one core, GOMAXPROCS=1 (or the GOMAXPROCS
+    of the environment, on that many cores), the same arguments; never returns."""
+    binary = clientgo_binary()
+    if not binary.exists():
+        sys.stdout.write(json.dumps({"ok": False, "client": client.name,
+                                     "error": f"{binary} is not built"}) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
+    procs = int(os.environ.get("GOMAXPROCS") or 1)
+    cores = sorted(os.sched_getaffinity(0))[-procs:]
+    os.sched_setaffinity(0, cores)
+    env = {**os.environ, "GOMAXPROCS": str(len(cores))}
+    os.execve(binary, [str(binary), *argv, *client.program_args], env)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    program = ADAPTERS.get(args.client)
+    if program is not None and issubclass(program, ClientGo):
+        exec_go(program, argv)
     if args.profile:
         import cProfile
 
