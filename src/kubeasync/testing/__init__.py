@@ -14,6 +14,7 @@ See ``docs/testing.md`` for the pytest plugin, the simulated cluster, fault inje
 the known differences from a real API server, and ``docs/exec.md`` for the virtual kubelet.
 """
 
+from ..runtime.clock import FakeClock
 from ._cluster import NODE_NAME
 from ._faults import FaultRule, Faults
 from ._server import DEFAULT_VERSION, SERVED_RESOURCES, FakeApiServer
@@ -38,6 +39,7 @@ __all__ = [
     "NODE_NAME",
     "SERVED_RESOURCES",
     "FakeApiServer",
+    "FakeClock",
     "FaultRule",
     "Faults",
     "PortConnection",
