@@ -154,3 +154,42 @@ async def test_a_refresh_that_fails_fails_every_request_that_waited_for_it(
                                            return_exceptions=True)
     assert all(isinstance(r, kubeasync.ConfigError) for r in results), results
     assert auth.fetches == 2  # one refresh for the ten, and its failure shared
+
+
+class CountingToken(kubeasync.BearerToken):
+    """A user's variation on a fixed token: it computes its header, so it is not fixed."""
+
+    def __init__(self) -> None:
+        super().__init__("unused")
+        self.calls = 0
+
+    async def headers(self) -> dict[str, str]:
+        self.calls += 1
+        return {"Authorization": bearer(f"counted-{self.calls}")}
+
+
+def test_only_providers_that_say_so_are_fixed() -> None:
+    assert kubeasync.BearerToken("t").fixed and kubeasync.NoAuth().fixed
+    assert not VaultToken().fixed and not CountingToken().fixed
+
+
+async def test_fixed_credentials_are_asked_once_and_changed_ones_every_time(
+    ca: trustme.CA,
+) -> None:
+    counting = CountingToken()
+    async with serve(ca) as server:
+        server.accept_only(*(bearer(f"counted-{n}") for n in range(1, 4)))
+        async with kubeasync.Client(config_for(server.url, ca, counting)) as kube:
+            for _ in range(3):
+                await kube.version()
+        assert counting.calls == 3  # a provider that computes is asked for every request
+
+        fixed = kubeasync.BearerToken("static")
+        config = config_for(server.url, ca, fixed)
+        server.accept_only(bearer("static"))
+        async with kubeasync.Client(config) as kube:
+            await kube.version()
+            # A new provider set on the config is used at once, not the remembered one.
+            config.auth = kubeasync.BearerToken("rotated")
+            server.accept_only(bearer("rotated"))
+            await kube.version()

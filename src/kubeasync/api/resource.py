@@ -55,6 +55,7 @@ _FALLBACK_DELETE_CONCURRENCY = 8
 
 
 _STATUS_DECODER = decoder_for(Status)
+_GET = GetParams()
 
 
 class ResourceApi(Generic[T, L]):
@@ -158,7 +159,8 @@ class ResourceApi(Generic[T, L]):
     ) -> T:
         """``GET .../{plural}/{name}``: read one object."""
         request = self._requests.get(
-            name, self._namespace(namespace), GetParams(resource_version)
+            name, self._namespace(namespace),
+            _GET if resource_version is None else GetParams(resource_version),
         )
         return await self._call(request, timeout)
 

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -72,7 +73,20 @@ class ClientCertificate:
 
 
 class Auth:
-    """Base class: no credentials."""
+    """Base class: no credentials.
+
+    ``fixed`` says that :meth:`headers` and :meth:`client_certificate` always give the
+    same answer, so the client asks once and reuses it for every request. A subclass that
+    overrides either method is not fixed unless it says so itself.
+    """
+
+    fixed: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overrides = "headers" in cls.__dict__ or "client_certificate" in cls.__dict__
+        if overrides and "fixed" not in cls.__dict__:
+            cls.fixed = False
 
     async def headers(self) -> Mapping[str, str]:
         """Headers to add to the next request (e.g. ``Authorization``)."""
@@ -98,6 +112,8 @@ class Auth:
 class NoAuth(Auth):
     """No credentials at all (an insecure local server, or client-certificate auth only)."""
 
+    fixed = True
+
 
 def validate_token(token: str, where: str) -> str:
     """Strip a token and check it can be sent as a header, without ever echoing it."""
@@ -114,6 +130,8 @@ def validate_token(token: str, where: str) -> str:
 class BearerToken(Auth):
     """A fixed bearer token."""
 
+    fixed = True
+
     def __init__(self, token: str, *, where: str = "bearer token") -> None:
         if not isinstance(token, str):
             raise ConfigError(f"{where}: the token must be a str, not {type(token).__name__}")
@@ -128,6 +146,8 @@ class BearerToken(Auth):
 
 class BasicAuth(Auth):
     """HTTP basic authentication (kubeconfig ``username`` / ``password``)."""
+
+    fixed = True
 
     def __init__(self, username: str, password: str) -> None:
         self.username = username

@@ -56,8 +56,16 @@ def validate_name(name: object, argument: str = "name") -> str:
     return name
 
 
+# Labels already checked (namespaces, mostly: every request checks one). Bounded, so a
+# program that makes up namespaces cannot grow it without limit.
+_VALID_LABELS: set[str] = set()
+_VALID_LABELS_MAX = 4096
+
+
 def validate_dns_label(value: object, argument: str, what: str = "a DNS label") -> str:
     """Check ``value`` is a DNS-1123 label (lower-case alphanumerics and ``-``, <= 63)."""
+    if type(value) is str and value in _VALID_LABELS:
+        return value
     value = _require_str(value, argument)
     if len(value) > DNS_LABEL_MAX:
         raise ValueError(f"{argument} {value!r} is longer than {DNS_LABEL_MAX} characters")
@@ -66,6 +74,8 @@ def validate_dns_label(value: object, argument: str, what: str = "a DNS label") 
             f"{argument} {value!r} is not {what}: use lower-case letters, digits"
             " and '-', starting and ending with a letter or digit"
         )
+    if type(value) is str and len(_VALID_LABELS) < _VALID_LABELS_MAX:
+        _VALID_LABELS.add(value)
     return value
 
 

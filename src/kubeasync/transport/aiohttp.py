@@ -434,6 +434,7 @@ class AiohttpTransport(Transport):
                 server_hostname=self._config.tls_server_name,
                 ssl=await self._tls(credentials),
                 allow_redirects=False,
+                middlewares=(),  # the session's middleware is for WebSocket upgrades only
             )
         except BaseException as exc:
             failure = self._failure(exc, where)

@@ -215,6 +215,8 @@ class Session:
 
             transport = AiohttpTransport(config, max_connections=max_connections)
         self.config = config
+        # (auth, impersonation, credentials) while the auth says its answer is fixed
+        self._fixed_credentials: tuple[object, object, Credentials] | None = None
         self.transport = transport
         self.timeout = positive_number(timeout, "timeout")
         self.retry = retry if retry is not None else RetryPolicy()
@@ -469,10 +471,15 @@ class Session:
     # ------------------------------------------------------------------ policy
 
     async def _credentials(self) -> Credentials:
-        auth = self.config.auth
+        auth, impersonate = self.config.auth, self.config.impersonate
+        fixed = self._fixed_credentials
+        if fixed is not None and fixed[0] is auth and fixed[1] is impersonate:
+            return fixed[2]
         headers = list((await auth.headers()).items())
         headers.extend(self.config.impersonation_headers())
-        return Credentials(tuple(headers), await auth.client_certificate())
+        credentials = Credentials(tuple(headers), await auth.client_certificate())
+        self._fixed_credentials = (auth, impersonate, credentials) if auth.fixed else None
+        return credentials
 
     @staticmethod
     def _error(request: Request, status: int, reason: str, headers: object, body: bytes
