@@ -148,12 +148,15 @@ class Registry:
 
     # ------------------------------------------------------------ helpers
 
-    def _context(self, uid: str) -> Context:
+    def _context(self, uid: str, d: Descriptor) -> Context:
         def allocate() -> str:
             n = next(self._ips)
             return f"10.96.{n // 250}.{n % 250 + 1}"
 
-        return Context(uid=uid, allocate_ip=allocate)
+        def peers() -> list[Obj]:
+            return list(self.store.objects(rid(d)).values())
+
+        return Context(uid=uid, allocate_ip=allocate, now=format_time(now()), peers=peers)
 
     @staticmethod
     def _key(d: Descriptor, namespace: str | None, name: str) -> Key:
@@ -322,7 +325,7 @@ class Registry:
         if "status" in d.subresources:
             obj["status"] = clone(dict(strategy.initial_status))
         omit_empty(obj, strategy)
-        strategy.prepare(obj, None, self._context(uid))
+        strategy.prepare(obj, None, self._context(uid, d))
         causes = name_causes(strategy.name_rule, name) + strategy.validate(obj)
         if causes:
             raise st.invalid_object(d, name, causes)
@@ -397,6 +400,13 @@ class Registry:
         change(new)
         return self._update(d, old, new, subresource=subresource, dry_run=False,
                             manager=manager, operation="Update", bump=not binding)
+
+    def write(self, d: Descriptor, old: Obj, new: Obj, *, manager: str,
+              dry_run: bool = False) -> Obj:
+        """Write ``new`` over the stored ``old`` as an update of the main resource would
+        (a subresource that changes part of the spec, such as ``scale``, ends here)."""
+        return self._update(d, old, new, subresource=None, dry_run=dry_run, manager=manager,
+                            operation="Update")
 
     def bind(self, d: Descriptor, namespace: str | None, name: str, node: str, *,
              manager: str = "kube-scheduler", dry_run: bool = False) -> Obj:
@@ -474,7 +484,7 @@ class Registry:
                     new_meta[system] = old_meta[system]
                 else:
                     new_meta.pop(system, None)
-            strategy.prepare(candidate, old, self._context(str(old_meta.get("uid"))))
+            strategy.prepare(candidate, old, self._context(str(old_meta.get("uid")), d))
             causes = strategy.validate(candidate)
             if causes:
                 raise st.invalid_object(d, name, causes)
@@ -593,10 +603,7 @@ class Registry:
         manager: str,
         force: bool = False,
     ) -> Obj:
-        try:
-            config = yaml.safe_load(body.decode("utf-8")) if body else None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise st.bad_request(f"error decoding YAML: {exc}") from None
+        config = _decode_apply(body)
         config = self._check_type(d, config)
         config_meta = meta(config)
         self._check_name_and_namespace(d, config, name, namespace)
@@ -861,6 +868,21 @@ def _apply_conflict(d: Descriptor, conflicts: list[tuple[str, Path]]) -> st.Stat
         for manager, path in conflicts
     ]
     return st.StatusError(409, "Conflict", message, {"causes": causes})
+
+
+def _decode_apply(body: bytes) -> Any:
+    """An apply body: YAML, which JSON (what clients send) almost always is; JSON is parsed
+    first, with the much faster JSON parser."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(body.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise st.bad_request(f"error decoding YAML: {exc}") from None
 
 
 def _encode_continue(rv: int, start: str) -> str:

@@ -26,15 +26,17 @@ from aiohttp import web
 from ..api.client import Client
 from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
-from ..kinds import SEED_RESOURCES
 from . import _status as st
 from ._cluster import NODE_NAME, ControlPlane
+from ._crds import CustomResources
 from ._eviction import evict
 from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
 from ._kubelet_proxy import KubeletProxy
 from ._registry import ListOptions, Registry, meta, rid
+from ._served import SERVED_RESOURCES, version_priority
 from ._store import Event, Expired, Obj, Store
+from ._subresources import scale, token_request
 from ._tables import table, wants_table
 from .kubelet import VirtualKubelet
 from .kubelet.logs import LogBook
@@ -62,7 +64,8 @@ _TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
                       "finalize": ["update"], "eviction": ["create"], "binding": ["create"],
                       "exec": ["create", "get"], "attach": ["create", "get"],
-                      "portforward": ["create", "get"]}
+                      "portforward": ["create", "get"], "scale": ["get", "patch", "update"],
+                      "token": ["create"]}
 # What the server serves beyond the subresources of the table (which the client has
 # methods for): pods/binding, the scheduler's write.
 _SERVER_SUBRESOURCES: dict[tuple[str, str], frozenset[str]] = {
@@ -74,10 +77,6 @@ def _with_node_resources(resources: tuple[Descriptor, ...]) -> tuple[Descriptor,
     """The table plus Node and Lease (what kubelets need), unless it has them already."""
     present = {(d.group, d.plural) for d in resources}
     return resources + tuple(d for d in (NODES, LEASES) if (d.group, d.plural) not in present)
-
-
-SERVED_RESOURCES: tuple[Descriptor, ...] = _with_node_resources(SEED_RESOURCES)
-"""What the embedded server serves by default: the seed rows, and Nodes and Leases."""
 
 
 def _subresources(d: Descriptor) -> frozenset[str]:
@@ -133,8 +132,8 @@ class FakeApiServer:
     Args:
         host: the address to listen on (default 127.0.0.1).
         port: the port to listen on (default 0: a free port).
-        resources: the descriptor table to serve (default: the seed rows, and Nodes and
-            Leases, which ``simulate=True`` adds to any table).
+        resources: the descriptor table to serve (default: :data:`SERVED_RESOURCES`, every
+            row of the catalogue; ``simulate=True`` adds Nodes and Leases to any table).
         token: if given, every API request must carry ``Authorization: Bearer <token>``.
         namespaces: namespaces that exist from the start.
         simulate: run a simulated node (a :class:`~kubeasync.testing.VirtualKubelet` named
@@ -189,8 +188,8 @@ class FakeApiServer:
         self.requests: list[tuple[str, str]] = []
         """Every request received, as ``(method, path and query)``, in order."""
         self._groups: dict[tuple[str, str], list[Descriptor]] = {}
-        for d in self.registry.resources:
-            self._groups.setdefault((d.group, d.version), []).append(d)
+        self._serve(self.registry.resources)
+        self.crds = CustomResources(self.registry, self._serve)
         self._watches: set[_Watch] = set()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -199,6 +198,16 @@ class FakeApiServer:
             for name in namespaces:
                 self.registry.create(self.registry.namespaces, None, {"metadata": {"name": name}},
                                      manager="kube-apiserver")
+
+    def _serve(self, resources: tuple[Descriptor, ...]) -> None:
+        """Serve this table from now on (at start, and when a CRD comes or goes)."""
+        self.registry.resources = resources
+        groups: dict[tuple[str, str], list[Descriptor]] = {}
+        for d in resources:
+            groups.setdefault((d.group, d.version), []).append(d)
+        self._groups = groups
+        # The garbage collector and namespace controller find resources by store name.
+        self.control_plane._by_rid.update({rid(d): d for d in resources})
 
     # ------------------------------------------------------------ lifecycle
 
@@ -589,7 +598,7 @@ class FakeApiServer:
                 body = await self._body(request, d)
                 created = registry.create(d, namespace, body, dry_run=self._dry_run(request),
                                           manager=self._manager(request))
-                return self._json(request, created, 201)
+                return self._json(request, _in_version(d, created), 201)
             if method == "DELETE" and (namespace is not None or not d.namespaced):
                 self._require(d, "deletecollection")
                 options = await self._delete_options(request)
@@ -615,11 +624,21 @@ class FakeApiServer:
             if method != "POST":
                 raise st.method_not_allowed()
             return await self._bind(request, d, namespace, name)
+        if subresource == "scale":
+            return self._json(request, scale(
+                registry, d, namespace, name, method, await request.read(),
+                request.headers.get("Content-Type", ""), paths=self.crds.scale_paths(d),
+                manager=self._manager(request), dry_run=self._dry_run(request)))
+        if subresource == "token":
+            if method != "POST":
+                raise st.method_not_allowed()
+            return self._json(request, token_request(registry, d, namespace or "", name,
+                                                     await request.read()), 201)
         if subresource == "finalize" and method != "PUT":
             raise st.method_not_allowed()
         if method == "GET":
             self._require(d, "get")
-            obj = registry.get(d, namespace, name)
+            obj = _in_version(d, registry.get(d, namespace, name))
             if wants_table(request.headers.get("Accept", "")):
                 obj = table(d.group, d.kind, [obj],
                             {"resourceVersion": meta(obj).get("resourceVersion")})
@@ -627,9 +646,9 @@ class FakeApiServer:
         if method == "PUT":
             self._require(d, "update")
             body = await self._body(request, d)
-            return self._json(request, registry.replace(
+            return self._json(request, _in_version(d, registry.replace(
                 d, namespace, name, body, subresource=subresource,
-                dry_run=self._dry_run(request), manager=self._manager(request)))
+                dry_run=self._dry_run(request), manager=self._manager(request))))
         if method == "PATCH":
             self._require(d, "patch")
             raw = await request.read()
@@ -640,7 +659,7 @@ class FakeApiServer:
                 subresource=subresource, dry_run=self._dry_run(request),
                 manager=self._manager(request), force=_true(request.query.get("force")),
                 field_manager_given=bool(request.query.get("fieldManager")))
-            return self._json(request, patched, 201 if fresh else 200)
+            return self._json(request, _in_version(d, patched), 201 if fresh else 200)
         if method == "DELETE" and subresource is None:
             self._require(d, "delete")
             options = await self._delete_options(request)
@@ -878,7 +897,7 @@ class FakeApiServer:
                                                 "serverAddress": address}]}
 
     def _group(self, group: str) -> dict[str, Any] | None:
-        versions = [v for (g, v) in self._groups if g == group]
+        versions = sorted((v for (g, v) in self._groups if g == group), key=version_priority)
         if not group or not versions:
             return None
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -973,6 +992,15 @@ class FakeApiServer:
             "paths": paths,
             "components": {"schemas": {}},
         }
+
+
+def _in_version(d: Descriptor, obj: Obj) -> Obj:
+    """An object in the version it is asked for: the versions of one resource share its
+    storage (a custom resource's, autoscaling's v1 and v2), and differ in ``apiVersion``
+    only (as with a CRD's ``None`` conversion)."""
+    if obj.get("apiVersion") == d.api_version or obj.get("kind") != d.kind:
+        return obj
+    return {**obj, "apiVersion": d.api_version}
 
 
 def _storage_version_hash(d: Descriptor) -> str:
