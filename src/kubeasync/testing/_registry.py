@@ -347,7 +347,29 @@ class Registry:
             return obj
         self.store.commit(rid(d), key, obj)
         self._owners[(rid(d), key)] = owners
+        if strategy.after_create is not None:
+            strategy.after_create(self, obj)
         return obj
+
+    # ------------------------------------------------------------ kinds' follow-up writes
+
+    def _served(self, group: str, kind: str) -> Descriptor | None:
+        return next((d for d in self.resources if d.group == group and d.kind == kind), None)
+
+    def create_object(self, group: str, kind: str, namespace: str | None,
+                      body: Obj) -> Obj | None:
+        """Create an object as a controller would; None if the kind is not served."""
+        d = self._served(group, kind)
+        if d is None:
+            return None
+        return self.create(d, namespace, body, manager="kube-controller-manager")
+
+    def change_object(self, group: str, kind: str, namespace: str | None, name: str,
+                      change: Callable[[Obj], None]) -> Obj | None:
+        d = self._served(group, kind)
+        if d is None:
+            return None
+        return self.mutate(d, namespace, name, change)
 
     def _generate_name(self, d: Descriptor, namespace: str | None, prefix: str) -> str:
         for _ in range(100):
