@@ -74,6 +74,13 @@ class CustomResources:
         if self._crds is not None:
             registry.store.subscribe(self._on_event)
 
+    def served_crds(self) -> list[Obj]:
+        """The CRDs whose resources are served now."""
+        if self._crds is None or not self._by_crd:
+            return []
+        objects = self.registry.store.objects(rid(self._crds))
+        return [objects[("", name)] for name in self._by_crd if ("", name) in objects]
+
     def scale_paths(self, d: Descriptor) -> ScalePaths:
         for served in self._by_crd.values():
             for descriptor, paths in served:

@@ -26,6 +26,7 @@ from aiohttp import web
 from ..api.client import Client
 from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
+from . import _openapi as openapi
 from . import _status as st
 from ._cluster import NODE_NAME, ControlPlane
 from ._crds import CustomResources
@@ -940,13 +941,20 @@ class FakeApiServer:
     # ------------------------------------------------------------ openapi
 
     def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        crds = self.crds.served_crds()
+        if parts == ["v2"]:
+            accept = request.headers.get("Accept", "")
+            if accept and not any(t in accept for t in ("application/json", "*/*")):
+                # client-go asks for the protobuf form only; this server writes JSON only
+                raise st.StatusError(406, "NotAcceptable",
+                                     "only application/json is served here", {})
+            return self._json(request, openapi.v2_document(self.registry.resources, crds,
+                                                           self.version))
         if parts == ["v3"]:
             index = {}
             for (group, version), served in self._groups.items():
                 key = f"apis/{group}/{version}" if group else f"api/{version}"
-                digest = hashlib.sha256(
-                    json.dumps(self._openapi_v3(group, version, served), sort_keys=True).encode()
-                ).hexdigest()[:16].upper()
+                digest = openapi.v3_hash(group, version, served, crds)
                 index[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
             return self._json(request, {"paths": index})
         if parts[:1] == ["v3"] and len(parts) >= 3:
@@ -959,39 +967,9 @@ class FakeApiServer:
             documented = self._groups.get((group, version))
             if documented is None:
                 raise self._no_route()
-            return self._json(request, self._openapi_v3(group, version, documented))
+            return self._json(request, openapi.v3_document(group, version, documented, crds,
+                                                           self.version))
         raise self._no_route()
-
-    def _openapi_v3(self, group: str, version: str,
-                    served: list[Descriptor]) -> dict[str, Any]:
-        """A minimal OpenAPI v3 document: paths and operations with the
-        ``x-kubernetes-group-version-kind`` and the query parameters kubectl looks for
-        (``fieldValidation``, ``dryRun``, ``fieldManager``); schemas are left out."""
-        paths: dict[str, Any] = {}
-        query = [{"name": n, "in": "query", "schema": {"type": "string"}}
-                 for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
-        for d in served:
-            gvk = {"group": d.group, "version": d.version, "kind": d.kind}
-
-            def op(action: str, d: Descriptor = d, gvk: dict[str, str] = gvk) -> dict[str, Any]:
-                return {"operationId": f"{action}{d.kind}", "parameters": list(query),
-                        "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
-                        "responses": {"200": {"description": "OK"}}}
-
-            base = d.api_prefix + ("/namespaces/{namespace}" if d.namespaced else "")
-            paths[f"{base}/{d.plural}"] = {"get": op("list"), "post": op("post"),
-                                           "delete": op("deletecollection")}
-            paths[f"{base}/{d.plural}/{{name}}"] = {
-                "get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}
-            for sub in sorted(d.subresources):
-                paths[f"{base}/{d.plural}/{{name}}/{sub}"] = {"get": op("get")} | (
-                    {"put": op("put"), "patch": op("patch")} if sub == "status" else {})
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": self.version.get("gitVersion", "")},
-            "paths": paths,
-            "components": {"schemas": {}},
-        }
 
 
 def _in_version(d: Descriptor, obj: Obj) -> Obj:
