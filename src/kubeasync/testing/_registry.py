@@ -322,6 +322,11 @@ class Registry:
         for dropped in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
                         "managedFields", "selfLink"):
             metadata.pop(dropped, None)
+        applied: set[Path] | None = None
+        if operation == "Apply":  # what the applier owns: its fields, not the defaults
+            applied = set(flatten(obj, root_type(d.api_version, d.kind)))
+            if "status" in d.subresources:
+                applied = {p for p in applied if p[0] != "f:status"}
         if "status" in d.subresources:
             obj["status"] = clone(dict(strategy.initial_status))
         omit_empty(obj, strategy)
@@ -337,9 +342,7 @@ class Registry:
         metadata["creationTimestamp"] = format_time(now())
         if strategy.has_generation:
             metadata["generation"] = 1
-        owners = self._owned(d, key, None, obj, manager, operation,
-                             applied=set(flatten(obj, root_type(d.api_version, d.kind)))
-                             if operation == "Apply" else None)
+        owners = self._owned(d, key, None, obj, manager, operation, applied=applied)
         self._set_owners(obj, owners)
         obj = _ordered(obj)
         if dry_run:
