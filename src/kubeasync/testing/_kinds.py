@@ -77,7 +77,7 @@ class Context:
 
     uid: str
     allocate_ip: Callable[[], str]
-    now: str = ""  # the write's time, as the API formats it
+    now: Callable[[], str] = lambda: ""  # the write's time, as the API formats it
     peers: Callable[[], list[Obj]] = list  # the stored objects of the same resource
 
 
@@ -439,7 +439,7 @@ def _prepare_crd(obj: Obj, old: Obj | None, ctx: Context) -> None:
         if before is not None and before.get("status") == value and \
                 before.get("reason") == reason:
             return dict(before)
-        return {"type": kind, "status": value, "lastTransitionTime": ctx.now,
+        return {"type": kind, "status": value, "lastTransitionTime": ctx.now(),
                 "reason": reason, "message": message}
 
     # What kube-apiserver's naming and establishing controllers write: names no other CRD

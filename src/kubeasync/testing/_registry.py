@@ -156,7 +156,8 @@ class Registry:
         def peers() -> list[Obj]:
             return list(self.store.objects(rid(d)).values())
 
-        return Context(uid=uid, allocate_ip=allocate, now=format_time(now()), peers=peers)
+        return Context(uid=uid, allocate_ip=allocate, now=lambda: format_time(now()),
+                       peers=peers)
 
     @staticmethod
     def _key(d: Descriptor, namespace: str | None, name: str) -> Key:

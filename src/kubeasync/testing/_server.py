@@ -203,12 +203,10 @@ class FakeApiServer:
     def _serve(self, resources: tuple[Descriptor, ...]) -> None:
         """Serve this table from now on (at start, and when a CRD comes or goes)."""
         self.registry.resources = resources
-        groups: dict[tuple[str, str], list[Descriptor]] = {}
-        for d in resources:
-            groups.setdefault((d.group, d.version), []).append(d)
+        groups, by_rid = _index(resources)
         self._groups = groups
         # The garbage collector and namespace controller find resources by store name.
-        self.control_plane._by_rid.update({rid(d): d for d in resources})
+        self.control_plane._by_rid.update(by_rid)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -970,6 +968,26 @@ class FakeApiServer:
             return self._json(request, openapi.v3_document(group, version, documented, crds,
                                                            self.version))
         raise self._no_route()
+
+
+_INDEXES: dict[int, tuple[tuple[Descriptor, ...], dict[tuple[str, str], list[Descriptor]],
+                          dict[str, Descriptor]]] = {}
+
+
+def _index(resources: tuple[Descriptor, ...],
+           ) -> tuple[dict[tuple[str, str], list[Descriptor]], dict[str, Descriptor]]:
+    """A table's descriptors by group-version and by store name, computed once per table
+    (the hundreds of servers of a test suite share the default one)."""
+    cached = _INDEXES.get(id(resources))
+    if cached is None or cached[0] is not resources:
+        groups: dict[tuple[str, str], list[Descriptor]] = {}
+        for d in resources:
+            groups.setdefault((d.group, d.version), []).append(d)
+        cached = (resources, groups, {rid(d): d for d in resources})
+        if len(_INDEXES) > 64:  # tables of CRDs come and go
+            _INDEXES.clear()
+        _INDEXES[id(resources)] = cached
+    return cached[1], cached[2]  # shared: never changed, replaced whole by _serve
 
 
 def _in_version(d: Descriptor, obj: Obj) -> Obj:
