@@ -209,7 +209,11 @@ def test_kubectl_apply_get_explain_delete_every_kind(served, tmp_path):
                  "ingress.networking.k8s.io/web", "lease.coordination.k8s.io/leader",
                  "widget.example.com/gear"):
         assert name in listed, listed
-    assert "fake-node" in kubectl("get", "nodes")
+    assert kubectl("get", "deployment", "web", "-n", "demo").split()[:5] == [
+        "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    nodes = kubectl("get", "nodes")
+    assert nodes.split()[:5] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert "fake-node" in nodes
     explained = kubectl("explain", "deployment.spec")
     assert "DeploymentSpec" in explained and "revisionHistoryLimit" in explained
     assert "podManagementPolicy" in kubectl("explain", "statefulset.spec")

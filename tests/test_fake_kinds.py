@@ -272,3 +272,33 @@ async def test_a_cluster_scoped_crd_and_a_bad_one(kube: kubeasync.Client, api: A
     body["metadata"]["name"] = "wrong.example.org"
     with pytest.raises(Invalid, match=r"spec\.names\.plural\+\"\.\"\+spec\.group"):
         await kube.custom_resource_definitions.create(body)
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+@pytest.mark.parametrize(("path", "body", "columns", "cells"), [
+    ("/apis/apps/v1/namespaces/default/deployments", deployment(replicas=2),
+     ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"],
+     ["web", "0/2", 0, 0]),
+    ("/api/v1/namespaces/default/secrets", {"metadata": {"name": "s"}, "stringData": {"a": "b"}},
+     ["Name", "Type", "Data", "Age"], ["s", "Opaque", 1]),
+    ("/apis/batch/v1/namespaces/default/cronjobs", {"metadata": {"name": "c"}, "spec": {
+        "schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "j", "image": "busybox"}]}}}}}},
+     ["Name", "Schedule", "Suspend", "Active", "Last Schedule", "Age"],
+     ["c", "*/5 * * * *", "False", 0, "<none>"]),
+    ("/apis/coordination.k8s.io/v1/namespaces/default/leases",
+     {"metadata": {"name": "l"}, "spec": {"holderIdentity": "me"}},
+     ["Name", "Holder", "Age"], ["l", "me"]),
+])
+async def test_kubectl_tables_of_the_common_kinds(
+    api: Any, path: str, body: dict[str, Any], columns: list[str], cells: list[Any]
+) -> None:
+    status, _ = await api("POST", path, body)
+    assert status == 201
+    status, answer = await api("GET", path, headers={"Accept": TABLE})
+    assert status == 200 and answer["kind"] == "Table"
+    assert [c["name"] for c in answer["columnDefinitions"]] == columns
+    [row] = answer["rows"]
+    assert row["cells"][:len(cells)] == cells

@@ -1,6 +1,6 @@
 """Server-side printing: the ``Table`` answers kubectl asks for (``Accept: ...;as=Table``).
 
-Columns follow kube-apiserver's printers for each kind; kinds without an entry get
+Columns follow kube-apiserver's printers for the common kinds; kinds without an entry get
 ``Name`` and ``Age``, like custom resources without printer columns.
 """
 
@@ -132,8 +132,39 @@ def _selector(value: Any) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items()) or "<none>"
 
 
+def _count(obj: Obj, *path: str) -> int:
+    value = _get(obj, *path)
+    return int(value) if isinstance(value, int) else 0
+
+
+def _ready_of(obj: Obj) -> str:
+    return f"{_count(obj, 'status', 'readyReplicas')}/{_count(obj, 'spec', 'replicas')}"
+
+
+def _containers(obj: Obj, field: str) -> str:
+    return ",".join(str(c.get(field) or "") for c in
+                    _get(obj, "spec", "template", "spec", "containers") or [])
+
+
+def _node_status(obj: Obj) -> str:
+    ready = next((c.get("status") for c in _get(obj, "status", "conditions") or []
+                  if c.get("type") == "Ready"), None)
+    status = "Ready" if ready == "True" else "NotReady" if ready else "Unknown"
+    return status + (",SchedulingDisabled" if _get(obj, "spec", "unschedulable") else "")
+
+
+def _hosts(obj: Obj) -> str:
+    hosts = [str(r.get("host")) for r in _get(obj, "spec", "rules") or [] if r.get("host")]
+    return ",".join(hosts) or "*"
+
+
 NAME = Column("Name", _name, format="name")
 AGE = Column("Age", _age)
+_WIDE_WORKLOAD = (
+    Column("Containers", lambda o: _containers(o, "name"), priority=1),
+    Column("Images", lambda o: _containers(o, "image"), priority=1),
+    Column("Selector", lambda o: _selector(_get(o, "spec", "selector")), priority=1),
+)
 
 COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
     ("", "Pod"): (
@@ -179,6 +210,79 @@ COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
         Column("Data", lambda o: len(_get(o, "data") or {}) + len(_get(o, "binaryData") or {}),
                type="integer"),
         AGE,
+    ),
+    ("", "Secret"): (
+        NAME,
+        Column("Type", lambda o: str(_get(o, "type") or "")),
+        Column("Data", lambda o: len(_get(o, "data") or {}), type="integer"),
+        AGE,
+    ),
+    ("", "ServiceAccount"): (
+        NAME, Column("Secrets", lambda o: len(_get(o, "secrets") or []), type="integer"), AGE),
+    ("", "Node"): (
+        NAME,
+        Column("Status", _node_status),
+        Column("Roles", lambda o: "<none>"),
+        AGE,
+        Column("Version", lambda o: str(_get(o, "status", "nodeInfo", "kubeletVersion") or "")),
+    ),
+    ("apps", "Deployment"): (
+        NAME,
+        Column("Ready", _ready_of),
+        Column("Up-to-date", lambda o: _count(o, "status", "updatedReplicas"), type="integer"),
+        Column("Available", lambda o: _count(o, "status", "availableReplicas"), type="integer"),
+        AGE,
+        *_WIDE_WORKLOAD,
+    ),
+    ("apps", "ReplicaSet"): (
+        NAME,
+        Column("Desired", lambda o: _count(o, "spec", "replicas"), type="integer"),
+        Column("Current", lambda o: _count(o, "status", "replicas"), type="integer"),
+        Column("Ready", lambda o: _count(o, "status", "readyReplicas"), type="integer"),
+        AGE,
+        *_WIDE_WORKLOAD,
+    ),
+    ("apps", "StatefulSet"): (NAME, Column("Ready", _ready_of), AGE, *_WIDE_WORKLOAD[:2]),
+    ("apps", "DaemonSet"): (
+        NAME,
+        Column("Desired", lambda o: _count(o, "status", "desiredNumberScheduled"),
+               type="integer"),
+        Column("Current", lambda o: _count(o, "status", "currentNumberScheduled"),
+               type="integer"),
+        Column("Ready", lambda o: _count(o, "status", "numberReady"), type="integer"),
+        Column("Up-to-date", lambda o: _count(o, "status", "updatedNumberScheduled"),
+               type="integer"),
+        Column("Available", lambda o: _count(o, "status", "numberAvailable"), type="integer"),
+        Column("Node Selector", lambda o: _selector(
+            _get(o, "spec", "template", "spec", "nodeSelector"))),
+        AGE,
+        *_WIDE_WORKLOAD,
+    ),
+    ("batch", "CronJob"): (
+        NAME,
+        Column("Schedule", lambda o: str(_get(o, "spec", "schedule") or "")),
+        Column("Suspend", lambda o: "True" if _get(o, "spec", "suspend") else "False"),
+        Column("Active", lambda o: len(_get(o, "status", "active") or []), type="integer"),
+        Column("Last Schedule", lambda o: _since(_get(o, "status", "lastScheduleTime"))
+               if _get(o, "status", "lastScheduleTime") else "<none>"),
+        AGE,
+    ),
+    ("networking.k8s.io", "Ingress"): (
+        NAME,
+        Column("Class", lambda o: _or_none(_get(o, "spec", "ingressClassName"))),
+        Column("Hosts", _hosts),
+        Column("Address", lambda o: ",".join(
+            str(i.get("ip") or i.get("hostname") or "")
+            for i in _get(o, "status", "loadBalancer", "ingress") or [])),
+        Column("Ports", lambda o: "80, 443" if _get(o, "spec", "tls") else "80"),
+        AGE,
+    ),
+    ("coordination.k8s.io", "Lease"): (
+        NAME, Column("Holder", lambda o: str(_get(o, "spec", "holderIdentity") or "")), AGE),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): (
+        NAME,
+        Column("Created At", lambda o: str(_get(o, "metadata", "creationTimestamp") or ""),
+               format="date"),
     ),
 }
 
