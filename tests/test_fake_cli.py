@@ -219,6 +219,15 @@ def test_kubectl_apply_get_explain_delete_every_kind(served, tmp_path):
     assert "podManagementPolicy" in kubectl("explain", "statefulset.spec")
     assert "size" in kubectl("explain", "widgets.spec")
 
+    # kubectl validates (through the server's fieldValidation, which the OpenAPI documents
+    # offer): an unknown field is an error, and nothing is written
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad, namespace: demo}\n"
+                   "dataz: {a: b}\n")
+    refused = kubectl("apply", "-f", str(bad), ok=False)
+    assert 'unknown field "dataz"' in refused, refused
+    assert "NotFound" in kubectl("get", "configmap", "bad", "-n", "demo", ok=False)
+
     # kubectl deletes in the manifest's order: the namespace goes first and takes what is in
     # it (at once here; on a real server a moment later), the CRD takes its custom resource
     # (on both servers), so some deletes find nothing.

@@ -302,3 +302,35 @@ async def test_kubectl_tables_of_the_common_kinds(
     assert [c["name"] for c in answer["columnDefinitions"]] == columns
     [row] = answer["rows"]
     assert row["cells"][:len(cells)] == cells
+
+
+async def test_field_validation_strict_and_warn(api: Any, kube: kubeasync.Client) -> None:
+    body = deployment()
+    body["spec"]["replicaz"] = 2
+    body["spec"]["template"]["spec"]["containers"][0]["imagez"] = "x"
+    path = "/apis/apps/v1/namespaces/default/deployments"
+    status, answer = await api("POST", path + "?fieldValidation=Strict", body)
+    assert status == 400 and answer["reason"] == "BadRequest"
+    assert answer["message"] == (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error:'
+        ' unknown field "spec.template.spec.containers[0].imagez", unknown field "spec.replicaz"')
+    response = await api.raw("POST", path + "?fieldValidation=Warn", body)
+    async with response:
+        assert response.status == 201
+        assert response.headers["Warning"].endswith('299 - "unknown field \\"spec.replicaz\\""')
+    # 1.20 knows no fieldValidation: without it nothing is checked
+    status, _ = await api("POST", path, {**body, "metadata": {"name": "other"}})
+    assert status == 201
+    status, _ = await api("PATCH", path + "/web?fieldValidation=Strict",
+                          {"spec": {"paused": True, "nope": 1}},
+                          content_type="application/merge-patch+json")
+    assert status == 400
+    status, answer = await api("POST", path + "?fieldValidation=Loud", body)
+    assert status == 400 and "Unsupported value" in answer["message"]
+    # a custom resource is checked against its CRD's schema, where it has one
+    await kube.custom_resource_definitions.create(CRD)
+    await kube.custom_resource_definitions.wait_for(
+        "crontabs.stable.example.com", conditions.crd_established, timeout=5)
+    status, _ = await api("POST", "/apis/stable.example.com/v1/namespaces/default/crontabs"
+                          "?fieldValidation=Strict", {"metadata": {"name": "c"}, "any": 1})
+    assert status == 201  # x-kubernetes-preserve-unknown-fields

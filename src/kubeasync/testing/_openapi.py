@@ -20,7 +20,7 @@ import msgspec
 
 from ..core.descriptor import ResourceDescriptor
 
-__all__ = ["crd_schemas", "v2_document", "v3_document", "v3_hash"]
+__all__ = ["crd_schemas", "definition_name", "v2_definitions", "v2_document", "v3_document", "v3_hash"]
 
 Descriptor = ResourceDescriptor[Any, Any]
 Obj = dict[str, Any]
@@ -41,7 +41,7 @@ def _digest() -> str:
 
 
 @functools.cache
-def _v2_definitions() -> dict[str, Any]:
+def v2_definitions() -> dict[str, Any]:
     result: dict[str, Any] = msgspec.json.decode(_raw())
     return result
 
@@ -53,7 +53,7 @@ def _v3_definitions() -> dict[str, Any]:
     return result
 
 
-def _definition_name(group: str, version: str, kind: str) -> str:
+def definition_name(group: str, version: str, kind: str) -> str:
     """``com.example.v1.Widget`` for ``example.com/v1`` Widgets, as kube-apiserver names them."""
     return ".".join([*reversed(group.split(".")), version, kind])
 
@@ -77,7 +77,7 @@ def crd_schemas(crds: Iterable[Obj], ref_prefix: str) -> dict[tuple[str, str], d
             schema["properties"] = properties
             schema["x-kubernetes-group-version-kind"] = [
                 {"group": group, "version": name, "kind": kind}]
-            out.setdefault((group, name), {})[_definition_name(group, name, kind)] = schema
+            out.setdefault((group, name), {})[definition_name(group, name, kind)] = schema
     return out
 
 
@@ -123,7 +123,7 @@ def _paths(served: Iterable[Descriptor], v3: bool) -> dict[str, Any]:
 
 def v2_document(served: Iterable[Descriptor], crds: Iterable[Obj],
                 version: Mapping[str, str]) -> dict[str, Any]:
-    definitions = dict(_v2_definitions())
+    definitions = dict(v2_definitions())
     for schemas in crd_schemas(crds, "#/definitions/").values():
         definitions.update(schemas)
     return {"swagger": "2.0",

@@ -39,6 +39,7 @@ from ._served import SERVED_RESOURCES, version_priority
 from ._store import Event, Expired, Obj, Store
 from ._subresources import scale, token_request
 from ._tables import table, wants_table
+from ._validation import check_fields
 from .kubelet import VirtualKubelet
 from .kubelet.logs import LogBook
 from .kubelet.pods import Timings
@@ -595,9 +596,10 @@ class FakeApiServer:
             if method == "POST" and (namespace is not None or not d.namespaced):
                 self._require(d, "create")
                 body = await self._body(request, d)
+                warnings = self._check_fields(request, d, body)
                 created = registry.create(d, namespace, body, dry_run=self._dry_run(request),
                                           manager=self._manager(request))
-                return self._json(request, _in_version(d, created), 201)
+                return self._json(request, _in_version(d, created), 201, warnings)
             if method == "DELETE" and (namespace is not None or not d.namespaced):
                 self._require(d, "deletecollection")
                 options = await self._delete_options(request)
@@ -645,12 +647,14 @@ class FakeApiServer:
         if method == "PUT":
             self._require(d, "update")
             body = await self._body(request, d)
+            warnings = self._check_fields(request, d, body)
             return self._json(request, _in_version(d, registry.replace(
                 d, namespace, name, body, subresource=subresource,
-                dry_run=self._dry_run(request), manager=self._manager(request))))
+                dry_run=self._dry_run(request), manager=self._manager(request))), 200, warnings)
         if method == "PATCH":
             self._require(d, "patch")
             raw = await request.read()
+            warnings = self._check_fields(request, d, _patch_body(request.content_type, raw))
             fresh = (request.content_type == "application/apply-patch+yaml"
                      and registry.find(d, namespace, name) is None)
             patched = registry.patch(
@@ -658,7 +662,8 @@ class FakeApiServer:
                 subresource=subresource, dry_run=self._dry_run(request),
                 manager=self._manager(request), force=_true(request.query.get("force")),
                 field_manager_given=bool(request.query.get("fieldManager")))
-            return self._json(request, _in_version(d, patched), 201 if fresh else 200)
+            return self._json(request, _in_version(d, patched), 201 if fresh else 200,
+                              warnings)
         if method == "DELETE" and subresource is None:
             self._require(d, "delete")
             options = await self._delete_options(request)
@@ -666,6 +671,16 @@ class FakeApiServer:
             return self._json(request, registry.delete(d, namespace, name, options,
                                                        dry_run=dry_run))
         raise st.method_not_allowed()
+
+    def _check_fields(self, request: web.Request, d: Descriptor,
+                      body: Any) -> dict[str, str]:
+        """``fieldValidation``: a 400 for unknown fields (Strict), or their warnings."""
+        warnings = check_fields(d, body, request.query.get("fieldValidation", ""),
+                                self.crds.served_crds())
+        if not warnings:
+            return {}
+        return {"Warning": ", ".join('299 - "{}"'.format(w.replace('"', '\\"'))
+                                     for w in warnings)}
 
     # ------------------------------------------------------------ watch
 
@@ -988,6 +1003,22 @@ def _index(resources: tuple[Descriptor, ...],
             _INDEXES.clear()
         _INDEXES[id(resources)] = cached
     return cached[1], cached[2]  # shared: never changed, replaced whole by _serve
+
+
+def _patch_body(content_type: str, raw: bytes) -> Any:
+    """A patch's object, for field validation (None for a JSON patch or what does not parse:
+    the patch itself answers those)."""
+    if content_type == "application/json-patch+json":
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        if content_type != "application/apply-patch+yaml":
+            return None
+    try:
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
 
 
 def _in_version(d: Descriptor, obj: Obj) -> Obj:
