@@ -247,6 +247,12 @@ async def test_a_crd_is_served_once_created_and_gone_once_deleted(
     # the other served version reads the same object, in its own version
     _, beta = await api("GET", "/apis/stable.example.com/v1beta1/namespaces/default/crontabs/c1")
     assert beta["apiVersion"] == "stable.example.com/v1beta1" and beta["spec"]["replicas"] == 3
+    response = await api.raw("GET", "/apis/stable.example.com/v1beta1/namespaces/default/"
+                             "crontabs?watch=true&timeoutSeconds=1")
+    async with response:
+        [event] = [json.loads(line) for line in (await response.read()).splitlines()]
+    assert event["type"] == "ADDED"
+    assert event["object"]["apiVersion"] == "stable.example.com/v1beta1"
 
     await kube.custom_resource_definitions.delete("crontabs.stable.example.com")
     status, _ = await api("GET", "/apis/stable.example.com/v1/namespaces/default/crontabs")

@@ -858,9 +858,15 @@ class FakeApiServer:
 
     @staticmethod
     def _line_encoder(request: web.Request, d: Descriptor) -> LineEncoder:
-        """How this watch writes events: objects, or one-row Tables for kubectl."""
+        """How this watch writes events: objects (in the version watched), or one-row
+        Tables for kubectl."""
         if not wants_table(request.headers.get("Accept", "")):
-            return _line
+            def in_version(kind: str, obj: Mapping[str, Any]) -> bytes:
+                if kind in ("BOOKMARK", "ERROR") or obj.get("apiVersion") == d.api_version:
+                    return _line(kind, obj)
+                return _line(kind, _in_version(d, dict(obj)))
+
+            return in_version
 
         def as_table(kind: str, obj: Mapping[str, Any]) -> bytes:
             if kind in ("BOOKMARK", "ERROR"):
