@@ -77,6 +77,10 @@ async def test_token_request(api: Any, kube: kubeasync.Client) -> None:
     assert status == 422 and "10 minutes" in short["message"]
     status, _ = await api("POST", "/api/v1/namespaces/default/serviceaccounts/nobody/token", {})
     assert status == 404
+    # what `kubectl create token` sends: protobuf, which this server does not speak
+    status, refused = await api("POST", "/api/v1/namespaces/default/serviceaccounts/robot/token",
+                                b"k8s\x00\n", content_type="application/vnd.kubernetes.protobuf")
+    assert status == 415 and refused["reason"] == "UnsupportedMediaType"
 
 
 async def test_services_get_unique_cluster_ips_and_port_defaults(kube: kubeasync.Client) -> None:

@@ -633,8 +633,9 @@ class FakeApiServer:
         if subresource == "token":
             if method != "POST":
                 raise st.method_not_allowed()
-            return self._json(request, token_request(registry, d, namespace or "", name,
-                                                     await request.read()), 201)
+            body = await self._body(request, d) if (await request.read()).strip() else None
+            return self._json(request, token_request(registry, d, namespace or "", name, body),
+                              201)
         if subresource == "finalize" and method != "PUT":
             raise st.method_not_allowed()
         if method == "GET":

@@ -170,10 +170,11 @@ def _b64(data: bytes) -> str:
 
 
 def token_request(registry: Registry, d: Descriptor, namespace: str, name: str,
-                  raw: bytes) -> Obj:
-    """Answer ``POST serviceaccounts/{name}/token`` with a TokenRequest and its token."""
+                  body: Any) -> Obj:
+    """Answer ``POST serviceaccounts/{name}/token`` (``body``: the decoded TokenRequest)
+    with a TokenRequest and its token."""
     account = registry.get(d, namespace, name)
-    body = _decode(raw, "application/json") if raw.strip() else {}
+    body = {} if body is None else body
     if not isinstance(body, dict):
         raise st.bad_request("the object provided is unrecognized (must be of type TokenRequest)")
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
