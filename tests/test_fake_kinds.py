@@ -282,6 +282,13 @@ async def test_a_cluster_scoped_crd_and_a_bad_one(kube: kubeasync.Client, api: A
     body["metadata"]["name"] = "wrong.example.org"
     with pytest.raises(Invalid, match=r"spec\.names\.plural\+\"\.\"\+spec\.group"):
         await kube.custom_resource_definitions.create(body)
+    body["metadata"]["name"] = "bad_plural.example.org"
+    body["spec"]["names"] = {"plural": "bad_plural", "kind": "Bad"}
+    body["spec"]["versions"] = [{"name": "V1", "served": True, "storage": True}]
+    with pytest.raises(Invalid) as info:
+        await kube.custom_resource_definitions.create(body)
+    assert {c.field for c in info.value.status.details.causes or []} >= {
+        "spec.names.plural", "spec.versions[0].name"}
 
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"

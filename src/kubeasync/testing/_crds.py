@@ -97,7 +97,10 @@ class CustomResources:
         after: list[tuple[Descriptor, ScalePaths | None]] = []
         if event.obj is not None and _established(event.obj) and \
                 not meta(event.obj).get("deletionTimestamp"):
-            after = descriptors_of(event.obj)
+            try:
+                after = descriptors_of(event.obj)
+            except ValueError:  # names the strategy let through but no path can carry
+                after = []
         if event.obj is None and event.old is not None:
             self._recheck_later(event.old)
         if [d for d, _ in before] == [d for d, _ in after] and \

@@ -492,7 +492,17 @@ def _validate_crd(obj: Obj) -> list[Cause]:
     if group and plural and name != f"{plural}.{group}":
         causes.append(invalid("metadata.name", name,
                               'must be spec.names.plural+"."+spec.group'))
+    if group and not (isinstance(group, str) and _SUBDOMAIN.fullmatch(group)):
+        causes.append(invalid("spec.group", group, _SUBDOMAIN_MSG))
+    if plural and not (isinstance(plural, str) and _LABEL.fullmatch(plural)):
+        causes.append(invalid("spec.names.plural", plural, _LABEL_MSG))
     versions = _get(obj, "spec", "versions")
+    for i, version in enumerate(versions if isinstance(versions, list) else []):
+        version_name = version.get("name") if isinstance(version, Mapping) else None
+        if not version_name:
+            causes.append(required(f"spec.versions[{i}].name"))
+        elif not isinstance(version_name, str) or not _LABEL.fullmatch(version_name):
+            causes.append(invalid(f"spec.versions[{i}].name", version_name, _LABEL_MSG))
     if not isinstance(versions, list) or not versions:
         causes.append(required("spec.versions", "must have exactly one version marked as"
                                " storage version"))
