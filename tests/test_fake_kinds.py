@@ -351,3 +351,30 @@ async def test_field_validation_strict_and_warn(api: Any, kube: kubeasync.Client
     status, _ = await api("POST", "/apis/stable.example.com/v1/namespaces/default/crontabs"
                           "?fieldValidation=Strict", {"metadata": {"name": "c"}, "any": 1})
     assert status == 201  # x-kubernetes-preserve-unknown-fields
+
+
+async def test_a_crd_s_printer_columns_make_its_table(api: Any, kube: kubeasync.Client) -> None:
+    body = json.loads(json.dumps(CRD))
+    body["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
+        {"name": "Image", "type": "string", "jsonPath": ".spec.images[0]", "priority": 1},
+        {"name": "Ready", "type": "string",
+         "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    await kube.custom_resource_definitions.create(body)
+    await kube.custom_resource_definitions.wait_for(
+        "crontabs.stable.example.com", conditions.crd_established, timeout=5)
+    path = "/apis/stable.example.com/v1/namespaces/default/crontabs"
+    await api("POST", path, {"metadata": {"name": "c"},
+                             "spec": {"replicas": 2, "images": ["busybox"]}})
+    _, answer = await api("GET", path, headers={"Accept": TABLE})
+    assert [(c["name"], c["type"], c["priority"]) for c in answer["columnDefinitions"]] == [
+        ("Name", "string", 0), ("Replicas", "integer", 0), ("Image", "string", 1),
+        ("Ready", "string", 0), ("Age", "date", 0)]
+    [row] = answer["rows"]
+    assert row["cells"][:4] == ["c", 2, "busybox", None]  # filters are not evaluated
+    # the v1beta1 version declares no columns: Name and Age
+    _, beta = await api("GET", "/apis/stable.example.com/v1beta1/namespaces/default/crontabs",
+                        headers={"Accept": TABLE})
+    assert [c["name"] for c in beta["columnDefinitions"]] == ["Name", "Age"]

@@ -15,13 +15,17 @@ listener), and asks :meth:`scale_paths` where a resource keeps its replica count
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.descriptor import ResourceDescriptor, custom_resource
 from ._registry import Registry, meta, rid
 from ._store import Event, Obj
 from ._subresources import BUILTIN_SCALE, ScalePaths
+from ._tables import Column, printer_columns
 
 __all__ = ["CRD_GROUP", "CustomResources", "descriptors_of"]
 
@@ -38,8 +42,22 @@ def _scale_paths(version: dict[str, Any]) -> ScalePaths | None:
                       label_selector=scale.get("labelSelectorPath"), selector_is_string=True)
 
 
-def descriptors_of(crd: Obj) -> list[tuple[Descriptor, ScalePaths | None]]:
-    """The descriptors a CRD serves (one per served version), with their scale paths."""
+@dataclass(frozen=True)
+class Served:
+    """One served version of a CRD."""
+
+    descriptor: Descriptor
+    scale: ScalePaths | None
+    column_specs: str  # the version's additionalPrinterColumns, as JSON (compared on change)
+
+    @functools.cached_property
+    def columns(self) -> tuple[Column, ...]:
+        return printer_columns(json.loads(self.column_specs))
+
+
+def descriptors_of(crd: Obj) -> list[Served]:
+    """The descriptors a CRD serves (one per served version), with their scale paths and
+    Table columns."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
     out = []
@@ -54,7 +72,8 @@ def descriptors_of(crd: Obj) -> list[tuple[Descriptor, ScalePaths | None]]:
             subresources=[s for s in ("status", "scale") if s in subresources],
             short_names=names.get("shortNames") or (),
         )
-        out.append((d, _scale_paths(version)))
+        specs = json.dumps(version.get("additionalPrinterColumns") or [], sort_keys=True)
+        out.append(Served(d, _scale_paths(version), specs))
     return out
 
 
@@ -67,7 +86,7 @@ class CustomResources:
         self.registry = registry
         self.on_change = on_change
         self._builtin = registry.resources
-        self._by_crd: dict[str, list[tuple[Descriptor, ScalePaths | None]]] = {}
+        self._by_crd: dict[str, list[Served]] = {}
         self._crds = next((d for d in registry.resources
                            if d.group == CRD_GROUP and d.kind == "CustomResourceDefinition"),
                           None)
@@ -81,11 +100,20 @@ class CustomResources:
         objects = self.registry.store.objects(rid(self._crds))
         return [objects[("", name)] for name in self._by_crd if ("", name) in objects]
 
+    def columns(self, d: Descriptor) -> tuple[Column, ...] | None:
+        """The Table columns of a custom resource (its CRD version's
+        ``additionalPrinterColumns``), None for any other resource."""
+        for versions in self._by_crd.values():
+            for served in versions:
+                if served.descriptor == d:
+                    return served.columns
+        return None
+
     def scale_paths(self, d: Descriptor) -> ScalePaths:
-        for served in self._by_crd.values():
-            for descriptor, paths in served:
-                if descriptor == d and paths is not None:
-                    return paths
+        for versions in self._by_crd.values():
+            for served in versions:
+                if served.descriptor == d and served.scale is not None:
+                    return served.scale
         return BUILTIN_SCALE
 
     def _on_event(self, event: Event) -> None:
@@ -94,7 +122,7 @@ class CustomResources:
             return
         name = event.key[1]
         before = self._by_crd.get(name, [])
-        after: list[tuple[Descriptor, ScalePaths | None]] = []
+        after: list[Served] = []
         if event.obj is not None and _established(event.obj) and \
                 not meta(event.obj).get("deletionTimestamp"):
             try:
@@ -103,15 +131,14 @@ class CustomResources:
                 after = []
         if event.obj is None and event.old is not None:
             self._recheck_later(event.old)
-        if [d for d, _ in before] == [d for d, _ in after] and \
-                [p for _, p in before] == [p for _, p in after]:
+        if before == after:
             return
         if after:
             self._by_crd[name] = after
         else:
             self._by_crd.pop(name, None)
         self.on_change(self._table())
-        gone = {rid(d) for d, _ in before} - {rid(d) for d, _ in after}
+        gone = {rid(v.descriptor) for v in before} - {rid(v.descriptor) for v in after}
         if gone:
             self._delete_objects_later(gone)
 
@@ -133,7 +160,7 @@ class CustomResources:
             _later(recheck)
 
     def _table(self) -> tuple[Descriptor, ...]:
-        custom = [d for served in self._by_crd.values() for d, _ in served]
+        custom = [v.descriptor for versions in self._by_crd.values() for v in versions]
         builtin_keys = {(d.group, d.version, d.plural) for d in self._builtin}
         return (*self._builtin,
                 *(d for d in custom if (d.group, d.version, d.plural) not in builtin_keys))

@@ -591,7 +591,8 @@ class FakeApiServer:
                 self._require(d, "list")
                 listing = registry.list(d, namespace, self._list_options(request))
                 if wants_table(request.headers.get("Accept", "")):
-                    listing = table(d.group, d.kind, listing["items"], listing["metadata"])
+                    listing = table(d.group, d.kind, listing["items"], listing["metadata"],
+                                    columns=self.crds.columns(d))
                 return self._json(request, listing)
             if method == "POST" and (namespace is not None or not d.namespaced):
                 self._require(d, "create")
@@ -643,7 +644,8 @@ class FakeApiServer:
             obj = _in_version(d, registry.get(d, namespace, name))
             if wants_table(request.headers.get("Accept", "")):
                 obj = table(d.group, d.kind, [obj],
-                            {"resourceVersion": meta(obj).get("resourceVersion")})
+                            {"resourceVersion": meta(obj).get("resourceVersion")},
+                            columns=self.crds.columns(d))
             return self._json(request, obj)
         if method == "PUT":
             self._require(d, "update")
@@ -857,8 +859,7 @@ class FakeApiServer:
                 self.store.unsubscribe(watch.on_event)
                 self._watches.discard(watch)
 
-    @staticmethod
-    def _line_encoder(request: web.Request, d: Descriptor) -> LineEncoder:
+    def _line_encoder(self, request: web.Request, d: Descriptor) -> LineEncoder:
         """How this watch writes events: objects (in the version watched), or one-row
         Tables for kubectl."""
         if not wants_table(request.headers.get("Accept", "")):
@@ -868,12 +869,14 @@ class FakeApiServer:
                 return _line(kind, _in_version(d, dict(obj)))
 
             return in_version
+        columns = self.crds.columns(d)
 
         def as_table(kind: str, obj: Mapping[str, Any]) -> bytes:
             if kind in ("BOOKMARK", "ERROR"):
                 return _line(kind, obj)
             return _line(kind, table(d.group, d.kind, [obj],
-                                     {"resourceVersion": meta(obj).get("resourceVersion")}))
+                                     {"resourceVersion": meta(obj).get("resourceVersion")},
+                                     columns=columns))
 
         return as_table
 

@@ -6,6 +6,8 @@ Columns follow kube-apiserver's printers for the common kinds; kinds without an 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -287,6 +289,49 @@ COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
 }
 
 
+_JSON_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def json_path_cell(path: str) -> Callable[[Obj], Any]:
+    """A cell of a CRD's ``additionalPrinterColumns``: ``.spec.size`` or ``.items[0].name``
+    (other JSONPath expressions, such as filters, give an empty cell)."""
+    steps = [(m.group(1), m.group(2)) for m in _JSON_PATH_STEP.finditer(path)]
+    simple = "".join(f".{k}" if k is not None else f"[{i}]" for k, i in steps) == path
+
+    def cell(obj: Obj) -> Any:
+        if not simple:
+            return None
+        value: Any = obj
+        for key, index in steps:
+            if key is not None:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            else:
+                value = value[int(index)] if isinstance(value, list) and \
+                    int(index) < len(value) else None
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, separators=(",", ":"))
+        return value
+
+    return cell
+
+
+def printer_columns(specs: Sequence[Mapping[str, Any]]) -> tuple[Column, ...]:
+    """The columns of a CRD version's ``additionalPrinterColumns`` (Name first; none given:
+    Name and Age)."""
+    if not specs:
+        return (NAME, AGE)
+    columns = [NAME]
+    for spec in specs:
+        path = str(spec.get("jsonPath") or "")
+        kind = str(spec.get("type") or "string")
+        cell = _age if path == ".metadata.creationTimestamp" and kind == "date" else \
+            json_path_cell(path)
+        columns.append(Column(str(spec.get("name") or ""), cell, type=kind,
+                              priority=int(spec.get("priority") or 0),
+                              format=str(spec.get("format") or "")))
+    return tuple(columns)
+
+
 def wants_table(accept: str) -> bool:
     """Whether an Accept header asks for a Table (kubectl's get does, JSON as fallback)."""
     for part in accept.split(","):
@@ -297,8 +342,11 @@ def wants_table(accept: str) -> bool:
 
 
 def table(group: str, kind: str, objects: Sequence[Obj],
-          metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    columns = COLUMNS.get((group, kind), (NAME, AGE))
+          metadata: Mapping[str, Any] | None = None, *,
+          columns: Sequence[Column] | None = None) -> dict[str, Any]:
+    """A Table of ``objects``: the kind's columns, or ``columns`` (a CRD's)."""
+    if columns is None:
+        columns = COLUMNS.get((group, kind), (NAME, AGE))
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
