@@ -258,7 +258,16 @@ async def test_a_crd_is_served_once_created_and_gone_once_deleted(
     assert event["type"] == "ADDED"
     assert event["object"]["apiVersion"] == "stable.example.com/v1beta1"
 
-    await kube.custom_resource_definitions.delete("crontabs.stable.example.com")
+    # as on 1.20: the CRD answers Terminating, held by its cleanup finalizer until its
+    # custom resources are gone; it stops being served at once
+    status, deleting = await api(
+        "DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        "crontabs.stable.example.com")
+    assert status == 200 and deleting["kind"] == "CustomResourceDefinition"
+    assert deleting["metadata"]["finalizers"] == ["customresourcecleanup.apiextensions.k8s.io"]
+    assert deleting["metadata"]["deletionTimestamp"]
+    assert ("Terminating", "True", "InstanceDeletionInProgress") in [
+        (c["type"], c["status"], c["reason"]) for c in deleting["status"]["conditions"]]
     status, _ = await api("GET", "/apis/stable.example.com/v1/namespaces/default/crontabs")
     assert status == 404
     status, _ = await api("GET", "/apis/stable.example.com")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.descriptor import ResourceDescriptor, custom_resource
+from ._kinds import CRD_CLEANUP
 from ._registry import Registry, meta, rid
 from ._store import Event, Obj
 from ._subresources import BUILTIN_SCALE, ScalePaths
@@ -139,8 +140,8 @@ class CustomResources:
             self._by_crd.pop(name, None)
         self.on_change(self._table())
         gone = {rid(v.descriptor) for v in before} - {rid(v.descriptor) for v in after}
-        if gone:
-            self._delete_objects_later(gone)
+        if gone or (event.obj is not None and meta(event.obj).get("deletionTimestamp")):
+            self._delete_objects_later(gone, name)
 
     def _recheck_later(self, gone: Obj) -> None:
         """A deleted CRD frees its names: the CRDs of its group that wanted them are
@@ -165,17 +166,29 @@ class CustomResources:
         return (*self._builtin,
                 *(d for d in custom if (d.group, d.version, d.plural) not in builtin_keys))
 
-    def _delete_objects_later(self, resources: Iterable[str]) -> None:
+    def _delete_objects_later(self, resources: Iterable[str], crd: str) -> None:
         """Delete the objects of resources no CRD serves any more (after the event that
-        stopped serving them has reached every listener)."""
+        stopped serving them has reached every listener), then let a deleted CRD go (the
+        finalizer its deletion added)."""
         store = self.registry.store
         pending = list(resources)
+        crds = self._crds
+        assert crds is not None
+
+        def release(obj: Obj) -> None:
+            metadata = obj.setdefault("metadata", {})
+            metadata["finalizers"] = [f for f in metadata.get("finalizers") or []
+                                      if f != CRD_CLEANUP]
 
         def delete() -> None:
             for resource in pending:
                 for key in list(store.objects(resource)):
                     store.commit(resource, key, None)
                     self.registry._owners.pop((resource, key), None)
+            current = self.registry.find(crds, None, crd)
+            if current is not None and meta(current).get("deletionTimestamp") and \
+                    CRD_CLEANUP in (meta(current).get("finalizers") or []):
+                self.registry.mutate(crds, None, crd, release, manager="kube-apiserver")
 
         _later(delete)
 

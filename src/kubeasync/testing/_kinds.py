@@ -539,6 +539,31 @@ def _service_account_token(writer: Writer, account: Obj) -> None:
     writer.change_object("", "ServiceAccount", namespace, name, reference)
 
 
+CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+"""The finalizer a CRD's deletion adds; it goes once the CRD's custom resources are gone."""
+
+
+def _crd_holds(obj: Obj) -> list[str]:
+    # What starts a CRD's deletion holds it; from then on its finalizer does.
+    return [] if _get(obj, "metadata", "deletionTimestamp") else [CRD_CLEANUP]
+
+
+def _crd_terminating(obj: Obj) -> None:
+    metadata = _dict(obj, "metadata")
+    metadata["deletionGracePeriodSeconds"] = 0
+    finalizers = metadata.setdefault("finalizers", [])
+    if CRD_CLEANUP not in finalizers:
+        finalizers.append(CRD_CLEANUP)
+    status = _dict(obj, "status")
+    conditions = [c for c in status.get("conditions") or []
+                  if isinstance(c, dict) and c.get("type") != "Terminating"]
+    conditions.append({"type": "Terminating", "status": "True",
+                       "lastTransitionTime": metadata.get("deletionTimestamp"),
+                       "reason": "InstanceDeletionInProgress",
+                       "message": "CustomResource deletion is in progress"})
+    status["conditions"] = conditions
+
+
 def _no_prepare(obj: Obj, old: Obj | None, ctx: Context) -> None:
     return None
 
@@ -745,7 +770,9 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         status_writes_metadata=True, prepare=_prepare_ingress,
         initial_status={"loadBalancer": {}}),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): KindStrategy(
-        prepare=_prepare_crd, validate=_validate_crd),
+        prepare=_prepare_crd, validate=_validate_crd, has_generation=True,
+        returns_deleted_object=True, deletion_holds=_crd_holds,
+        on_deletion_started=_crd_terminating),
     ("autoscaling", "HorizontalPodAutoscaler"): KindStrategy(
         status_writes_metadata=True, categories=("all",)),
 }
