@@ -126,3 +126,41 @@ async def test_custom_resources_are_served_from_their_descriptor():
                 http.get(server.url + "/apis/example.com/v1") as r:
             doc = await r.json()
         assert doc["resources"][0]["kind"] == "Widget"
+
+
+def test_the_openapi_definitions_are_generated_from_the_committed_definitions():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(repo / "tools" / "gen_openapi.py"), "--check"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_openapi_schemas_for_kubectl(api):
+    status, v2 = await api("GET", "/openapi/v2", headers={"Accept": "application/json"})
+    assert status == 200 and v2["swagger"] == "2.0"
+    deployment = v2["definitions"]["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "version": "v1", "kind": "Deployment"}]
+    assert deployment["properties"]["spec"]["$ref"] == "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    assert deployment["properties"]["apiVersion"] == {
+        "description": deployment["properties"]["apiVersion"]["description"], "type": "string"}
+    assert v2["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] == {
+        "type": "string", "format": "int-or-string"}
+    containers = v2["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+    assert (containers["x-kubernetes-patch-merge-key"], containers["x-kubernetes-patch-strategy"]) \
+        == ("name", "merge")
+    # client-go asks for the protobuf form only, which is not served
+    status, _ = await api("GET", "/openapi/v2", headers={
+        "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    assert status == 406
+    _, index = await api("GET", "/openapi/v3")
+    _, apps = await api("GET", index["paths"]["apis/apps/v1"]["serverRelativeURL"])
+    schema = apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+    assert schema["properties"]["spec"]["$ref"] == (
+        "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec")
+    scale = apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]
+    assert set(scale) == {"get", "put", "patch"}
