@@ -13,7 +13,16 @@ import kubeasync
 import kubeasync.kinds as kinds
 from kubeasync import ApplyConflict, ApplyError, Conflict, NoMatchError, NotFound
 from kubeasync.api.apply import apply_order
-from kubeasync.models import ConfigMap, KubeModel, Namespace, ObjectMeta
+from kubeasync.models import (
+    ConfigMap,
+    Container,
+    KubeModel,
+    LabelSelector,
+    Namespace,
+    ObjectMeta,
+    PodSpec,
+    PodTemplateSpec,
+)
 from kubeasync.models.apps_v1 import Deployment, DeploymentSpec
 from kubeasync.models.coordination_v1 import Lease
 from kubeasync.testing import FakeApiServer
@@ -216,7 +225,10 @@ async def test_one_object_gives_one_object_in_its_own_type(
     kube: kubeasync.Client, fake_apiserver: FakeApiServer
 ) -> None:
     # a model built in code: no apiVersion or kind, namespace from the client's default
-    deployment = Deployment(metadata=ObjectMeta(name="api"), spec=DeploymentSpec(replicas=1))
+    deployment = Deployment(metadata=ObjectMeta(name="api"), spec=DeploymentSpec(
+        replicas=1, selector=LabelSelector(match_labels={"app": "api"}),
+        template=PodTemplateSpec(metadata=ObjectMeta(labels={"app": "api"}), spec=PodSpec(
+            containers=[Container(name="api", image="api:1")]))))
     applied = await kube.apply(deployment, field_manager="me")
     assert isinstance(applied, Deployment) and applied.metadata.namespace == "default"
     # a dict of a built-in kind answers its model
@@ -254,24 +266,33 @@ async def test_dry_run_changes_nothing(
 async def test_the_wait_for_a_crd_is_bounded(
     kube: kubeasync.Client, fake_apiserver: FakeApiServer
 ) -> None:
-    # The embedded server stores a CustomResourceDefinition but never marks it Established:
-    # a custom resource of it waits for establish_timeout, then fails naming the CRD.
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "widgets.example.com"},
-           "spec": {"group": "example.com", "scope": "Namespaced",
-                    "names": {"kind": "Widget", "plural": "widgets"},
-                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
-    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    # A CRD whose kind another CRD of the group has taken is not Established (NamesAccepted
+    # False, as kube-apiserver's naming controller decides): a custom resource of it waits
+    # for establish_timeout, then fails naming the CRD.
+    def crd(plural: str) -> dict[str, Any]:
+        return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced",
+                         "names": {"kind": "Widget", "plural": plural},
+                         "versions": [{"name": "v2", "served": True, "storage": True}]}}
+
+    [first] = await kube.apply([crd("gadgets")], field_manager="other")
+    widget = {"apiVersion": "example.com/v2", "kind": "Widget", "metadata": {"name": "w"}}
     with pytest.raises(ApplyError, match=r"widgets\.example\.com was not Established") as info:
-        await kube.apply([widget, crd], field_manager="me", establish_timeout=0.3)
+        await kube.apply([widget, crd("widgets")], field_manager="me", establish_timeout=0.3)
     assert info.value.index == 0 and isinstance(info.value.error, TimeoutError)
     assert [type(o).__name__ for o in info.value.applied] == ["CustomResourceDefinition"]
     gets = [p for m, p in fake_apiserver.requests
             if m == "GET" and "/customresourcedefinitions/widgets.example.com" in p]
     assert len(gets) >= 2  # it asked again before giving up
-    # once it is Established (what kube-apiserver's CRD controller writes), they go on
-    await kube.custom_resource_definitions.patch_status("widgets.example.com", {
-        "status": {"conditions": [{"type": "Established", "status": "True"}]}})
-    applied = await kube.apply([widget, crd], field_manager="me", establish_timeout=5)
+    waiting = fake_apiserver.get_object("customresourcedefinitions", "widgets.example.com",
+                                        None)
+    assert waiting is not None
+    assert [(c["type"], c["status"], c["reason"]) for c in waiting["status"]["conditions"]] == [
+        ("NamesAccepted", "False", "MultipleNameConflicts"),
+        ("Established", "False", "NotAccepted")]
+    # once the other CRD is gone its names are free: this one is Established, and they go on
+    await kube.custom_resource_definitions.delete(first.metadata.name)
+    applied = await kube.apply([widget, crd("widgets")], field_manager="me", establish_timeout=5)
     assert isinstance(applied[0], dict) and applied[0]["metadata"]["name"] == "w"
-    assert fake_apiserver.get_object(WIDGETS, "w") is not None
+    assert applied[0]["apiVersion"] == "example.com/v2"

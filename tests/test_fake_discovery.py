@@ -6,7 +6,7 @@ import pytest
 
 import kubeasync
 from kubeasync.core.descriptor import custom_resource
-from kubeasync.kinds import SEED_RESOURCES
+from kubeasync.kinds import BUILTIN_RESOURCES, PREFERRED_VERSIONS, SEED_RESOURCES
 from kubeasync.testing import FakeApiServer
 
 
@@ -24,14 +24,18 @@ async def test_core_and_group_discovery(api, fake_apiserver):
         f":{fake_apiserver.port}")
     _, groups = await api("GET", "/apis")
     assert groups["kind"] == "APIGroupList"
-    assert groups["groups"] == [
-        {"name": "batch",
-         "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
-         "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}},
-        # Leases, for kubelets (the nodes' heartbeats in kube-node-lease)
-        {"name": "coordination.k8s.io",
-         "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
-         "preferredVersion": {"groupVersion": "coordination.k8s.io/v1", "version": "v1"}}]
+    # every group of the catalogue, each with its versions, the preferred one first
+    by_name = {g["name"]: g for g in groups["groups"]}
+    assert set(by_name) == {d.group for d in BUILTIN_RESOURCES if d.group}
+    assert by_name["batch"] == {
+        "name": "batch",
+        "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+        "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}
+    for name, group_doc in by_name.items():
+        preferred = PREFERRED_VERSIONS[name]
+        assert group_doc["preferredVersion"] == {"groupVersion": f"{name}/{preferred}",
+                                                 "version": preferred}
+        assert group_doc["versions"][0] == group_doc["preferredVersion"]
     _, group = await api("GET", "/apis/batch")
     assert group["kind"] == "APIGroup" and group["name"] == "batch"
 
@@ -57,9 +61,13 @@ async def test_resource_lists_come_from_the_table(api):
     assert "storageVersionHash" not in by_name["pods/status"]
     _, batch = await api("GET", "/apis/batch/v1")
     assert batch["groupVersion"] == "batch/v1" and batch["apiVersion"] == "v1"
-    assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status"}
-    served = {r["name"] for r in core["resources"] + batch["resources"] if "/" not in r["name"]}
-    assert served == {d.plural for d in SEED_RESOURCES} | {"nodes"}
+    assert {r["name"] for r in batch["resources"]} == {"jobs", "jobs/status", "cronjobs",
+                                                       "cronjobs/status"}
+    served = {r["name"] for r in core["resources"] if "/" not in r["name"]}
+    assert served == {d.plural for d in BUILTIN_RESOURCES if d.group == ""}
+    # subresources the server does not implement are not advertised
+    assert "services/proxy" not in by_name and "pods/resize" not in by_name
+    assert by_name["serviceaccounts/token"]["verbs"] == ["create"]
     # what the server does for pods beyond the client's methods: the scheduler's binding,
     # and the streams it proxies to the pod's kubelet
     assert by_name["pods/binding"]["verbs"] == ["create"]
@@ -69,7 +77,8 @@ async def test_resource_lists_come_from_the_table(api):
 
 async def test_openapi_v3(api):
     _, index = await api("GET", "/openapi/v3")
-    assert set(index["paths"]) == {"api/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"}
+    assert set(index["paths"]) == {
+        f"apis/{d.group}/{d.version}" if d.group else "api/v1" for d in BUILTIN_RESOURCES}
     status, doc = await api("GET", index["paths"]["apis/batch/v1"]["serverRelativeURL"])
     assert status == 200 and doc["openapi"].startswith("3.")
     patch = doc["paths"]["/apis/batch/v1/namespaces/{namespace}/jobs/{name}"]["patch"]
@@ -79,7 +88,7 @@ async def test_openapi_v3(api):
 
 
 @pytest.mark.parametrize("path", [
-    "/api/v2/pods", "/api/v1/foos", "/apis/apps/v1", "/apis/nope", "/nothing",
+    "/api/v2/pods", "/api/v1/foos", "/apis/apps/v2", "/apis/nope", "/nothing",
     "/api/v1/pods/x",  # a namespaced object needs its namespace
     "/api/v1/namespaces/default/configmaps/c/status",  # configmaps have no status
     "/api/v1/namespaces/default/pods/p/status/extra",
@@ -117,3 +126,41 @@ async def test_custom_resources_are_served_from_their_descriptor():
                 http.get(server.url + "/apis/example.com/v1") as r:
             doc = await r.json()
         assert doc["resources"][0]["kind"] == "Widget"
+
+
+def test_the_openapi_definitions_are_generated_from_the_committed_definitions():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(repo / "tools" / "gen_openapi.py"), "--check"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_openapi_schemas_for_kubectl(api):
+    status, v2 = await api("GET", "/openapi/v2", headers={"Accept": "application/json"})
+    assert status == 200 and v2["swagger"] == "2.0"
+    deployment = v2["definitions"]["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [
+        {"group": "apps", "version": "v1", "kind": "Deployment"}]
+    assert deployment["properties"]["spec"]["$ref"] == "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    assert deployment["properties"]["apiVersion"] == {
+        "description": deployment["properties"]["apiVersion"]["description"], "type": "string"}
+    assert v2["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] == {
+        "type": "string", "format": "int-or-string"}
+    containers = v2["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+    assert (containers["x-kubernetes-patch-merge-key"], containers["x-kubernetes-patch-strategy"]) \
+        == ("name", "merge")
+    # client-go asks for the protobuf form only, which is not served
+    status, _ = await api("GET", "/openapi/v2", headers={
+        "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+    assert status == 406
+    _, index = await api("GET", "/openapi/v3")
+    _, apps = await api("GET", index["paths"]["apis/apps/v1"]["serverRelativeURL"])
+    schema = apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+    assert schema["properties"]["spec"]["$ref"] == (
+        "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec")
+    scale = apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]
+    assert set(scale) == {"get", "put", "patch"}

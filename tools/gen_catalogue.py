@@ -45,8 +45,8 @@ Rules, written once here:
 - Kinds that cannot be listed (``TokenReview``, ``Binding``) have ``dict`` as list model.
 - ``PODS``, ``JOBS``, ``SERVICES``, ``PERSISTENT_VOLUME_CLAIMS``, ``NAMESPACES`` and
   ``CONFIG_MAPS`` (0.1's names) are the catalogue rows themselves: one descriptor per
-  resource for the Client. ``SEED_RESOURCES`` is what the embedded API server serves until
-  it serves the whole catalogue: those six rows narrowed to the verbs the 1.20 server
+  resource for the Client. ``SEED_RESOURCES`` is what the embedded API server serves for them
+  (every other row it serves as it is): those six rows narrowed to the verbs the 1.20 server
   serves too (the embedded server is held to that server's answers; Services have a
   collection delete only from 1.23 on) and to the subresources it implements.
 
@@ -523,8 +523,9 @@ is first used.
 - ``BY_ATTRIBUTE``: the preferred row of each resource by its ``Client`` attribute.
 - ``PODS``, ``JOBS``, ``SERVICES``, ``PERSISTENT_VOLUME_CLAIMS``, ``NAMESPACES``,
   ``CONFIG_MAPS``: 0.1's names of six rows, the catalogue rows themselves.
-- ``SEED_RESOURCES``: what the embedded API server serves until it serves the whole
-  catalogue: those six resources' rows with the verbs kube-apiserver 1.20 serves too and
+- ``SEED_RESOURCES``: what the embedded API server serves for those six resources (in place
+  of their catalogue rows, which it serves for every other resource): their rows with the
+  verbs kube-apiserver 1.20 serves too (it is held to that server's recorded answers) and
   the subresources the embedded server implements.
 """
 '''
@@ -598,9 +599,9 @@ def render(catalogue: Catalogue, sources: list[str]) -> str:
     out += [f"{INDENT}{r.name}," for r in catalogue.seed]
     out += [")"]
     out += [
-        '"""What the embedded API server serves until it serves the whole catalogue: six',
-        "rows narrowed to the verbs kube-apiserver 1.20 serves too and the subresources it",
-        'implements (the Client uses the catalogue rows)."""',
+        '"""What the embedded API server serves for the six seed resources, in place of their',
+        "catalogue rows: narrowed to the verbs kube-apiserver 1.20 serves too and the",
+        'subresources it implements (the Client uses the catalogue rows)."""',
         "",
         "BY_GROUP_VERSION_KIND: dict[tuple[str, str, str], ResourceDescriptor[Any, Any]] = {",
         f"{INDENT}(d.group, d.version, d.kind): d for d in BUILTIN_RESOURCES",

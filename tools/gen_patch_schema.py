@@ -8,8 +8,8 @@ Usage::
     python tools/gen_patch_schema.py --check    # exit 1 if the committed module is stale
 
 Input: ``tools/openapi/k8s-v1.37.0-definitions.json`` (the same definitions the models are
-generated from) and the kinds in ``kubeasync.kinds.SEED_RESOURCES`` (what the embedded
-server serves). Only what the patch code uses is kept: for every type reachable from those
+generated from) and the kinds of ``kubeasync.kinds.BUILTIN_RESOURCES`` (every row of the
+catalogue: what the embedded server serves). Only what the patch code uses is kept: for every type reachable from those
 kinds, the fields that are (or lead to) lists with a patch strategy, merge key or list-map
 keys. Lists absent from the
 table are atomic (replaced whole), maps not in it merge key by key: the defaults of both
@@ -44,24 +44,23 @@ def ref_name(schema: dict[str, Any]) -> str | None:
     return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
 
 
-def find_root(defs: dict[str, Any], api_version: str, kind: str) -> str:
-    for name, schema in defs.items():
-        props = schema.get("properties") or {}
-        if (props.get("kind") or {}).get("enum") == [kind] and (
-            props.get("apiVersion") or {}
-        ).get("enum") == [api_version]:
-            return name
-    raise SystemExit(f"no definition for {api_version} {kind}")
-
-
 def build() -> str:
-    from kubeasync.kinds import SEED_RESOURCES
+    from kubeasync.kinds import BUILTIN_RESOURCES
 
     defs: dict[str, Any] = json.loads(DEFINITIONS.read_text())["$defs"]
-    roots = {
-        f"{d.api_version}/{d.kind}": find_root(defs, d.api_version, d.kind)
-        for d in SEED_RESOURCES
-    }
+    by_gvk: dict[tuple[str, str], str] = {}
+    for name, schema in defs.items():
+        props = schema.get("properties") or {}
+        kinds, versions = (props.get("kind") or {}).get("enum"), (
+            props.get("apiVersion") or {}).get("enum")
+        if kinds and versions and len(kinds) == len(versions) == 1:
+            by_gvk.setdefault((versions[0], kinds[0]), name)
+    roots = {}
+    for d in BUILTIN_RESOURCES:
+        root = by_gvk.get((d.api_version, d.kind))
+        if root is None:
+            raise SystemExit(f"no definition for {d.api_version} {d.kind}")
+        roots[f"{d.api_version}/{d.kind}"] = root
 
     # field -> (shape, child type, strategy, merge key, list-map keys), before pruning
     raw: dict[str, dict[str, tuple[str, str | None, str, str, tuple[str, ...]]]] = {}

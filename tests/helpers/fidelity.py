@@ -453,6 +453,9 @@ KNOWN_PATHS: tuple[tuple[frozenset[str], str, str], ...] = (
     (frozenset({"APIResourceList"}), "resources.group",
      "subresources served from another group (pods/eviction, */scale): the fake has none"),
     (frozenset({"APIResourceList"}), "resources.version", "the same subresources (above)"),
+    (frozenset({"APIResourceList"}), "resources.shortNames",
+     "the fake serves the catalogue of 1.37, whose batch/v1 has CronJobs (short name cj); "
+     "1.20's batch/v1 has only Jobs (CronJobs are batch/v1beta1 there)"),
 )
 
 

@@ -17,8 +17,9 @@ is first used.
 - ``BY_ATTRIBUTE``: the preferred row of each resource by its ``Client`` attribute.
 - ``PODS``, ``JOBS``, ``SERVICES``, ``PERSISTENT_VOLUME_CLAIMS``, ``NAMESPACES``,
   ``CONFIG_MAPS``: 0.1's names of six rows, the catalogue rows themselves.
-- ``SEED_RESOURCES``: what the embedded API server serves until it serves the whole
-  catalogue: those six resources' rows with the verbs kube-apiserver 1.20 serves too and
+- ``SEED_RESOURCES``: what the embedded API server serves for those six resources (in place
+  of their catalogue rows, which it serves for every other resource): their rows with the
+  verbs kube-apiserver 1.20 serves too (it is held to that server's recorded answers) and
   the subresources the embedded server implements.
 """
 
@@ -1790,9 +1791,9 @@ SEED_RESOURCES: tuple[ResourceDescriptor[Any, Any], ...] = (
     _SEED_NAMESPACES,
     _SEED_CONFIG_MAPS,
 )
-"""What the embedded API server serves until it serves the whole catalogue: six
-rows narrowed to the verbs kube-apiserver 1.20 serves too and the subresources it
-implements (the Client uses the catalogue rows)."""
+"""What the embedded API server serves for the six seed resources, in place of their
+catalogue rows: narrowed to the verbs kube-apiserver 1.20 serves too and the
+subresources it implements (the Client uses the catalogue rows)."""
 
 BY_GROUP_VERSION_KIND: dict[tuple[str, str, str], ResourceDescriptor[Any, Any]] = {
     (d.group, d.version, d.kind): d for d in BUILTIN_RESOURCES

@@ -9,12 +9,17 @@ and ``metadata.namespace`` field labels, no validation, background deletion.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import random
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.descriptor import ResourceDescriptor
+from ..kinds import BY_GROUP_VERSION_KIND
 from ._status import Cause, duplicate, invalid, not_supported, required
 
 Obj = dict[str, Any]
@@ -56,12 +61,24 @@ def name_causes(rule: str, name: str, field_path: str = "metadata.name") -> list
     return causes
 
 
+class Writer(Protocol):
+    """What a kind's follow-up writes (a controller's work done at once) may do."""
+
+    def create_object(self, group: str, kind: str, namespace: str | None,
+                      body: Obj) -> Obj | None: ...
+
+    def change_object(self, group: str, kind: str, namespace: str | None, name: str,
+                      change: Callable[[Obj], None]) -> Obj | None: ...
+
+
 @dataclass
 class Context:
     """What defaulting may need besides the object: its uid and allocators."""
 
     uid: str
     allocate_ip: Callable[[], str]
+    now: Callable[[], str] = lambda: ""  # the write's time, as the API formats it
+    peers: Callable[[], list[Obj]] = list  # the stored objects of the same resource
 
 
 def _get(obj: Mapping[str, Any], *path: str) -> Any:
@@ -262,6 +279,291 @@ def _prepare_namespace(obj: Obj, old: Obj | None, ctx: Context) -> None:
         spec["finalizers"] = list(_get(old, "spec", "finalizers") or [])
 
 
+def _prepare_secret(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    # stringData is write-only: merged into data (base64), over data's own keys.
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = _dict(obj, "data")
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+    obj.setdefault("type", "Opaque")
+
+
+def _validate_secret(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    data = obj.get("data")
+    for key, value in (data if isinstance(data, dict) else {}).items():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except (binascii.Error, ValueError):
+            causes.append(invalid(f"data[{key}]", "<value omitted>",
+                                  "must be base64-encoded data"))
+    return causes
+
+
+def _default_template(spec: Obj, restart_policy: str | None = "Always") -> None:
+    """A pod template's defaults, as in a Deployment, StatefulSet, ReplicaSet or Job."""
+    template = _dict(spec, "template")
+    _dict(template, "metadata").setdefault("creationTimestamp", None)
+    pod_spec = _dict(template, "spec")
+    _default_pod_spec(pod_spec, restart_policy)
+    for container in pod_spec.get("containers") or []:
+        for port in (container.get("ports") or []) if isinstance(container, dict) else []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+
+
+def _prepare_deployment(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("replicas", 1)
+    strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    if isinstance(strategy, dict) and strategy.setdefault("type", "RollingUpdate") == \
+            "RollingUpdate":
+        rolling = _dict(strategy, "rollingUpdate")
+        rolling.setdefault("maxUnavailable", "25%")
+        rolling.setdefault("maxSurge", "25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    _default_template(spec)
+
+
+def _prepare_replica_set(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("replicas", 1)
+    _default_template(spec)
+
+
+def _prepare_stateful_set(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    update = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if isinstance(update, dict) and update.setdefault("type", "RollingUpdate") == \
+            "RollingUpdate":
+        _dict(update, "rollingUpdate").setdefault("partition", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _default_template(spec)
+    for claim in spec.get("volumeClaimTemplates") or []:
+        if isinstance(claim, dict):
+            _dict(claim, "metadata").setdefault("creationTimestamp", None)
+            _dict(claim, "spec").setdefault("volumeMode", "Filesystem")
+            _dict(claim, "status").setdefault("phase", "Pending")
+
+
+def _prepare_daemon_set(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    update = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if isinstance(update, dict) and update.setdefault("type", "RollingUpdate") == \
+            "RollingUpdate":
+        _dict(update, "rollingUpdate").setdefault("maxUnavailable", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _default_template(spec)
+
+
+def _prepare_cron_job(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_template = _dict(spec, "jobTemplate")
+    _dict(job_template, "metadata").setdefault("creationTimestamp", None)
+    # No restartPolicy default: a Job's pods must choose OnFailure or Never.
+    _default_template(_dict(job_template, "spec"), None)
+
+
+def _validate_cron_job(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    if not _get(obj, "spec", "schedule"):
+        causes.append(required("spec.schedule"))
+    template_spec = _get(obj, "spec", "jobTemplate", "spec", "template", "spec")
+    causes += _validate_pod_spec(template_spec, "spec.jobTemplate.spec.template.spec",
+                                 ("OnFailure", "Never"), True)
+    return causes
+
+
+def _prepare_ingress(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    for rule in _get(obj, "spec", "rules") or []:
+        for path in _get(rule, "http", "paths") or [] if isinstance(rule, dict) else []:
+            if isinstance(path, dict) and not path.get("path") and \
+                    path.get("pathType") in ("Prefix", "Exact"):
+                path["path"] = "/"
+
+
+def _validate_template(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    selector = _get(obj, "spec", "selector")
+    if selector is None:
+        causes.append(required("spec.selector"))
+    wanted = _get(obj, "spec", "selector", "matchLabels")
+    labels = _get(obj, "spec", "template", "metadata", "labels")
+    if isinstance(wanted, Mapping) and not (isinstance(labels, Mapping) and all(
+            labels.get(k) == v for k, v in wanted.items())):
+        causes.append(invalid("spec.template.metadata.labels", labels or {},
+                              "`selector` does not match template `labels`"))
+    causes += _validate_pod_spec(_get(obj, "spec", "template", "spec"), "spec.template.spec",
+                                 ("Always",), False)
+    return causes
+
+
+def _prepare_crd(obj: Obj, old: Obj | None, ctx: Context) -> None:
+    spec = _dict(obj, "spec")
+    names = _dict(spec, "names")
+    kind = str(names.get("kind") or "")
+    names.setdefault("singular", kind.lower())
+    names.setdefault("listKind", f"{kind}List")
+    spec.setdefault("conversion", {"strategy": "None"})
+    for version in spec.get("versions") or []:
+        if isinstance(version, dict):
+            version.setdefault("served", True)
+            version.setdefault("storage", False)
+    status = _dict(obj, "status")
+    stored = list(status.get("storedVersions") or [])
+    for version in spec.get("versions") or []:
+        if isinstance(version, dict) and version.get("storage") and \
+                version.get("name") not in stored:
+            stored.append(version.get("name"))
+    status["storedVersions"] = stored
+    previous = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
+    taken = _names_taken(obj, ctx.peers())
+    accepted = not taken
+    if accepted:
+        status["acceptedNames"] = {k: names[k] for k in (
+            "plural", "singular", "shortNames", "kind", "listKind", "categories") if k in names}
+    else:
+        status.setdefault("acceptedNames", {"plural": "", "kind": ""})
+
+    def condition(kind: str, ok: bool, reason: str, message: str) -> Obj:
+        value = "True" if ok else "False"
+        before = previous.get(kind)
+        if before is not None and before.get("status") == value and \
+                before.get("reason") == reason:
+            return dict(before)
+        return {"type": kind, "status": value, "lastTransitionTime": ctx.now(),
+                "reason": reason, "message": message}
+
+    # What kube-apiserver's naming and establishing controllers write: names no other CRD
+    # of the group has accepted are accepted, and the resource is then served.
+    status["conditions"] = [
+        condition("NamesAccepted", accepted, "NoConflicts" if accepted else "MultipleNameConflicts"
+                  if len(taken) > 1 else "NameConflict",
+                  "no conflicts found" if accepted else "; ".join(taken)),
+        condition("Established", accepted, "InitialNamesAccepted" if accepted else "NotAccepted",
+                  "the initial names have been accepted" if accepted
+                  else "not all names are accepted"),
+    ]
+
+
+def _names_taken(crd: Obj, peers: list[Obj]) -> list[str]:
+    """The names of ``crd`` that another CRD of its group has accepted."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    mine = {"plural": names.get("plural"), "singular": names.get("singular"),
+            "kind": names.get("kind"), "listKind": names.get("listKind")}
+    short = set(names.get("shortNames") or [])
+    taken: list[str] = []
+    for peer in peers:
+        if _get(peer, "metadata", "name") == _get(crd, "metadata", "name") or \
+                _get(peer, "spec", "group") != spec.get("group"):
+            continue
+        theirs = _get(peer, "status", "acceptedNames") or {}
+        for field_name, value in mine.items():
+            if (value and value in (theirs.get("plural"), theirs.get("singular")) and \
+                    field_name in ("plural", "singular")) or (value and field_name in ("kind", "listKind") and \
+                    value in (theirs.get("kind"), theirs.get("listKind"))):
+                taken.append(f'"{value}" is already in use')
+        taken += [f'"{s}" is already in use' for s in sorted(short & set(
+            theirs.get("shortNames") or []))]
+    return taken
+
+
+def _validate_crd(obj: Obj) -> list[Cause]:
+    causes: list[Cause] = []
+    group = _get(obj, "spec", "group")
+    plural = _get(obj, "spec", "names", "plural")
+    for path, value in (("spec.group", group), ("spec.names.plural", plural),
+                        ("spec.names.kind", _get(obj, "spec", "names", "kind"))):
+        if not value:
+            causes.append(required(path))
+    scope = _get(obj, "spec", "scope")
+    if scope not in ("Namespaced", "Cluster"):
+        causes.append(not_supported("spec.scope", scope, ("Cluster", "Namespaced")))
+    name = _get(obj, "metadata", "name")
+    if group and plural and name != f"{plural}.{group}":
+        causes.append(invalid("metadata.name", name,
+                              'must be spec.names.plural+"."+spec.group'))
+    if group and not (isinstance(group, str) and _SUBDOMAIN.fullmatch(group)):
+        causes.append(invalid("spec.group", group, _SUBDOMAIN_MSG))
+    if plural and not (isinstance(plural, str) and _LABEL.fullmatch(plural)):
+        causes.append(invalid("spec.names.plural", plural, _LABEL_MSG))
+    versions = _get(obj, "spec", "versions")
+    for i, version in enumerate(versions if isinstance(versions, list) else []):
+        version_name = version.get("name") if isinstance(version, Mapping) else None
+        if not version_name:
+            causes.append(required(f"spec.versions[{i}].name"))
+        elif not isinstance(version_name, str) or not _LABEL.fullmatch(version_name):
+            causes.append(invalid(f"spec.versions[{i}].name", version_name, _LABEL_MSG))
+    if not isinstance(versions, list) or not versions:
+        causes.append(required("spec.versions", "must have exactly one version marked as"
+                               " storage version"))
+    elif sum(1 for v in versions if isinstance(v, Mapping) and v.get("storage")) != 1:
+        causes.append(invalid("spec.versions", versions,
+                              "must have exactly one version marked as storage version"))
+    return causes
+
+
+def _service_account_token(writer: Writer, account: Obj) -> None:
+    """The token controller of 1.20: a new ServiceAccount gets a token Secret, named in
+    its ``secrets``."""
+    metadata = account.get("metadata") or {}
+    name, namespace = str(metadata.get("name")), metadata.get("namespace")
+    if account.get("secrets"):
+        return
+    suffix = "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+    token = "kubeasync-fake." + secrets.token_urlsafe(32)
+    secret = writer.create_object("", "Secret", namespace, {
+        "metadata": {"name": f"{name}-token-{suffix}", "annotations": {
+            "kubernetes.io/service-account.name": name,
+            "kubernetes.io/service-account.uid": str(metadata.get("uid"))}},
+        "type": "kubernetes.io/service-account-token",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in (
+            ("ca.crt", ""), ("namespace", str(namespace)), ("token", token))},
+    })
+    if secret is None:
+        return
+    secret_name = secret["metadata"]["name"]
+
+    def reference(obj: Obj) -> None:
+        obj["secrets"] = [*(obj.get("secrets") or []), {"name": secret_name}]
+
+    writer.change_object("", "ServiceAccount", namespace, name, reference)
+
+
+CRD_CLEANUP = "customresourcecleanup.apiextensions.k8s.io"
+"""The finalizer a CRD's deletion adds; it goes once the CRD's custom resources are gone."""
+
+
+def _crd_holds(obj: Obj) -> list[str]:
+    # What starts a CRD's deletion holds it; from then on its finalizer does.
+    return [] if _get(obj, "metadata", "deletionTimestamp") else [CRD_CLEANUP]
+
+
+def _crd_terminating(obj: Obj) -> None:
+    metadata = _dict(obj, "metadata")
+    metadata["deletionGracePeriodSeconds"] = 0
+    finalizers = metadata.setdefault("finalizers", [])
+    if CRD_CLEANUP not in finalizers:
+        finalizers.append(CRD_CLEANUP)
+    status = _dict(obj, "status")
+    conditions = [c for c in status.get("conditions") or []
+                  if isinstance(c, dict) and c.get("type") != "Terminating"]
+    conditions.append({"type": "Terminating", "status": "True",
+                       "lastTransitionTime": metadata.get("deletionTimestamp"),
+                       "reason": "InstanceDeletionInProgress",
+                       "message": "CustomResource deletion is in progress"})
+    status["conditions"] = conditions
+
+
 def _no_prepare(obj: Obj, old: Obj | None, ctx: Context) -> None:
     return None
 
@@ -354,6 +656,9 @@ class KindStrategy:
     # changes labels and annotations (kube-apiserver 1.20, and later). Custom resources'
     # /status keeps the old metadata.
     status_writes_metadata: bool = False
+    #: What a controller of a real cluster writes soon after a create (here: right after
+    #: it, through the same registry methods a client's request goes through).
+    after_create: Callable[[Writer, Obj], None] | None = None
 
 
 GENERIC = KindStrategy()
@@ -434,6 +739,42 @@ STRATEGIES: dict[tuple[str, str], KindStrategy] = {
         field_label_error=_conversion_field_error,
     ),
     ("coordination.k8s.io", "Lease"): KindStrategy(has_generation=False),
+    ("", "Secret"): KindStrategy(
+        has_generation=False, prepare=_prepare_secret, validate=_validate_secret,
+        omit_empty=("data",),
+        field_labels={**_META_FIELDS, "type": "type"},
+        field_label_error=_conversion_field_error,
+    ),
+    ("", "ServiceAccount"): KindStrategy(has_generation=False,
+                                         after_create=_service_account_token),
+    ("", "Event"): KindStrategy(has_generation=False),
+    ("", "Endpoints"): KindStrategy(has_generation=False),
+    ("apps", "Deployment"): KindStrategy(
+        status_writes_metadata=True, prepare=_prepare_deployment, validate=_validate_template,
+        categories=("all",)),
+    ("apps", "ReplicaSet"): KindStrategy(
+        status_writes_metadata=True, prepare=_prepare_replica_set, validate=_validate_template,
+        initial_status={"replicas": 0}, categories=("all",)),
+    ("apps", "StatefulSet"): KindStrategy(
+        status_writes_metadata=True, prepare=_prepare_stateful_set, validate=_validate_template,
+        initial_status={"replicas": 0}, categories=("all",)),
+    ("apps", "DaemonSet"): KindStrategy(
+        status_writes_metadata=True, prepare=_prepare_daemon_set, validate=_validate_template,
+        initial_status={"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                        "desiredNumberScheduled": 0, "numberReady": 0},
+        categories=("all",)),
+    ("batch", "CronJob"): KindStrategy(
+        status_writes_metadata=True, prepare=_prepare_cron_job, validate=_validate_cron_job,
+        categories=("all",)),
+    ("networking.k8s.io", "Ingress"): KindStrategy(
+        status_writes_metadata=True, prepare=_prepare_ingress,
+        initial_status={"loadBalancer": {}}),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): KindStrategy(
+        prepare=_prepare_crd, validate=_validate_crd, has_generation=True,
+        returns_deleted_object=True, deletion_holds=_crd_holds,
+        on_deletion_started=_crd_terminating),
+    ("autoscaling", "HorizontalPodAutoscaler"): KindStrategy(
+        status_writes_metadata=True, categories=("all",)),
 }
 
 
@@ -454,5 +795,14 @@ def omit_empty(obj: Obj, strategy: KindStrategy) -> None:
             del obj[key]
 
 
+#: A custom resource (a kind the catalogue does not have): as GENERIC, but an empty status
+#: is dropped (a custom resource has no Go struct whose status would be written as ``{}``).
+CUSTOM = KindStrategy(omit_empty=("status",))
+
+
 def strategy_for(descriptor: ResourceDescriptor[Any, Any]) -> KindStrategy:
-    return STRATEGIES.get((descriptor.group, descriptor.kind), GENERIC)
+    strategy = STRATEGIES.get((descriptor.group, descriptor.kind))
+    if strategy is not None:
+        return strategy
+    key = (descriptor.group, descriptor.version, descriptor.kind)
+    return GENERIC if key in BY_GROUP_VERSION_KIND else CUSTOM

@@ -11,15 +11,235 @@ from __future__ import annotations
 Field = tuple[str, str | None, str, str, tuple[str, ...]]
 
 ROOTS: dict[str, str] = {
+    'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy': 'admissionregistration.v1.MutatingAdmissionPolicy',
+    'admissionregistration.k8s.io/v1/MutatingAdmissionPolicyBinding': 'admissionregistration.v1.MutatingAdmissionPolicyBinding',
+    'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': 'admissionregistration.v1.MutatingWebhookConfiguration',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy': 'admissionregistration.v1.ValidatingAdmissionPolicy',
+    'admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding': 'admissionregistration.v1.ValidatingAdmissionPolicyBinding',
+    'admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration': 'admissionregistration.v1.ValidatingWebhookConfiguration',
+    'admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy': 'admissionregistration.v1beta1.MutatingAdmissionPolicy',
+    'admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicyBinding': 'admissionregistration.v1beta1.MutatingAdmissionPolicyBinding',
+    'apiextensions.k8s.io/v1/CustomResourceDefinition': 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition',
+    'apiregistration.k8s.io/v1/APIService': 'io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService',
+    'apps/v1/ControllerRevision': 'apps.v1.ControllerRevision',
+    'apps/v1/DaemonSet': 'apps.v1.DaemonSet',
+    'apps/v1/Deployment': 'apps.v1.Deployment',
+    'apps/v1/ReplicaSet': 'apps.v1.ReplicaSet',
+    'apps/v1/StatefulSet': 'apps.v1.StatefulSet',
+    'authentication.k8s.io/v1/SelfSubjectReview': 'authentication.v1.SelfSubjectReview',
+    'authentication.k8s.io/v1/TokenReview': 'authentication.v1.TokenReview',
+    'authorization.k8s.io/v1/LocalSubjectAccessReview': 'authorization.v1.LocalSubjectAccessReview',
+    'authorization.k8s.io/v1/SelfSubjectAccessReview': 'authorization.v1.SelfSubjectAccessReview',
+    'authorization.k8s.io/v1/SelfSubjectRulesReview': 'authorization.v1.SelfSubjectRulesReview',
+    'authorization.k8s.io/v1/SubjectAccessReview': 'authorization.v1.SubjectAccessReview',
+    'autoscaling/v1/HorizontalPodAutoscaler': 'autoscaling.v1.HorizontalPodAutoscaler',
+    'autoscaling/v2/HorizontalPodAutoscaler': 'autoscaling.v2.HorizontalPodAutoscaler',
+    'batch/v1/CronJob': 'batch.v1.CronJob',
     'batch/v1/Job': 'batch.v1.Job',
+    'certificates.k8s.io/v1/CertificateSigningRequest': 'certificates.v1.CertificateSigningRequest',
+    'certificates.k8s.io/v1/ClusterTrustBundle': 'certificates.v1.ClusterTrustBundle',
+    'certificates.k8s.io/v1/PodCertificateRequest': 'certificates.v1.PodCertificateRequest',
+    'certificates.k8s.io/v1beta1/ClusterTrustBundle': 'certificates.v1beta1.ClusterTrustBundle',
+    'certificates.k8s.io/v1beta1/PodCertificateRequest': 'certificates.v1beta1.PodCertificateRequest',
+    'coordination.k8s.io/v1/Lease': 'coordination.v1.Lease',
+    'coordination.k8s.io/v1beta1/LeaseCandidate': 'coordination.v1beta1.LeaseCandidate',
+    'discovery.k8s.io/v1/EndpointSlice': 'discovery.v1.EndpointSlice',
+    'events.k8s.io/v1/Event': 'events.v1.Event',
+    'flowcontrol.apiserver.k8s.io/v1/FlowSchema': 'flowcontrol.v1.FlowSchema',
+    'flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration': 'flowcontrol.v1.PriorityLevelConfiguration',
+    'networking.k8s.io/v1/IPAddress': 'networking.v1.IPAddress',
+    'networking.k8s.io/v1/Ingress': 'networking.v1.Ingress',
+    'networking.k8s.io/v1/IngressClass': 'networking.v1.IngressClass',
+    'networking.k8s.io/v1/NetworkPolicy': 'networking.v1.NetworkPolicy',
+    'networking.k8s.io/v1/ServiceCIDR': 'networking.v1.ServiceCIDR',
+    'node.k8s.io/v1/RuntimeClass': 'node.v1.RuntimeClass',
+    'policy/v1/PodDisruptionBudget': 'policy.v1.PodDisruptionBudget',
+    'rbac.authorization.k8s.io/v1/ClusterRole': 'rbac.v1.ClusterRole',
+    'rbac.authorization.k8s.io/v1/ClusterRoleBinding': 'rbac.v1.ClusterRoleBinding',
+    'rbac.authorization.k8s.io/v1/Role': 'rbac.v1.Role',
+    'rbac.authorization.k8s.io/v1/RoleBinding': 'rbac.v1.RoleBinding',
+    'resource.k8s.io/v1/DeviceClass': 'resource.v1.DeviceClass',
+    'resource.k8s.io/v1/DeviceTaintRule': 'resource.v1.DeviceTaintRule',
+    'resource.k8s.io/v1/ResourceClaim': 'resource.v1.ResourceClaim',
+    'resource.k8s.io/v1/ResourceClaimTemplate': 'resource.v1.ResourceClaimTemplate',
+    'resource.k8s.io/v1/ResourceSlice': 'resource.v1.ResourceSlice',
+    'resource.k8s.io/v1beta1/DeviceClass': 'resource.v1beta1.DeviceClass',
+    'resource.k8s.io/v1beta1/ResourceClaim': 'resource.v1beta1.ResourceClaim',
+    'resource.k8s.io/v1beta1/ResourceClaimTemplate': 'resource.v1beta1.ResourceClaimTemplate',
+    'resource.k8s.io/v1beta1/ResourceSlice': 'resource.v1beta1.ResourceSlice',
+    'resource.k8s.io/v1beta2/DeviceClass': 'resource.v1beta2.DeviceClass',
+    'resource.k8s.io/v1beta2/DeviceTaintRule': 'resource.v1beta2.DeviceTaintRule',
+    'resource.k8s.io/v1beta2/ResourceClaim': 'resource.v1beta2.ResourceClaim',
+    'resource.k8s.io/v1beta2/ResourceClaimTemplate': 'resource.v1beta2.ResourceClaimTemplate',
+    'resource.k8s.io/v1beta2/ResourceSlice': 'resource.v1beta2.ResourceSlice',
+    'scheduling.k8s.io/v1/PriorityClass': 'scheduling.v1.PriorityClass',
+    'scheduling.k8s.io/v1beta1/PodGroup': 'scheduling.v1beta1.PodGroup',
+    'scheduling.k8s.io/v1beta1/Workload': 'scheduling.v1beta1.Workload',
+    'storage.k8s.io/v1/CSIDriver': 'storage.v1.CSIDriver',
+    'storage.k8s.io/v1/CSINode': 'storage.v1.CSINode',
+    'storage.k8s.io/v1/CSIStorageCapacity': 'storage.v1.CSIStorageCapacity',
+    'storage.k8s.io/v1/StorageClass': 'storage.v1.StorageClass',
+    'storage.k8s.io/v1/VolumeAttachment': 'storage.v1.VolumeAttachment',
+    'storage.k8s.io/v1/VolumeAttributesClass': 'storage.v1.VolumeAttributesClass',
+    'storagemigration.k8s.io/v1/StorageVersionMigration': 'storagemigration.v1.StorageVersionMigration',
+    'storagemigration.k8s.io/v1beta1/StorageVersionMigration': 'storagemigration.v1beta1.StorageVersionMigration',
+    'v1/Binding': 'core.v1.Binding',
+    'v1/ComponentStatus': 'core.v1.ComponentStatus',
     'v1/ConfigMap': 'core.v1.ConfigMap',
+    'v1/Endpoints': 'core.v1.Endpoints',
+    'v1/Event': 'core.v1.Event',
+    'v1/LimitRange': 'core.v1.LimitRange',
     'v1/Namespace': 'core.v1.Namespace',
+    'v1/Node': 'core.v1.Node',
+    'v1/PersistentVolume': 'core.v1.PersistentVolume',
     'v1/PersistentVolumeClaim': 'core.v1.PersistentVolumeClaim',
     'v1/Pod': 'core.v1.Pod',
+    'v1/PodTemplate': 'core.v1.PodTemplate',
+    'v1/ReplicationController': 'core.v1.ReplicationController',
+    'v1/ResourceQuota': 'core.v1.ResourceQuota',
+    'v1/Secret': 'core.v1.Secret',
     'v1/Service': 'core.v1.Service',
+    'v1/ServiceAccount': 'core.v1.ServiceAccount',
 }
 
 FIELDS: dict[str, dict[str, Field]] = {
+    'admissionregistration.v1.MutatingAdmissionPolicy': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'admissionregistration.v1.MutatingAdmissionPolicySpec', '', '', ()),
+    },
+    'admissionregistration.v1.MutatingAdmissionPolicyBinding': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'admissionregistration.v1.MutatingAdmissionPolicySpec': {
+        'matchConditions': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'admissionregistration.v1.MutatingWebhook': {
+        'matchConditions': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'admissionregistration.v1.MutatingWebhookConfiguration': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'webhooks': ('list', 'admissionregistration.v1.MutatingWebhook', 'merge', 'name', ('name',)),
+    },
+    'admissionregistration.v1.ValidatingAdmissionPolicy': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'admissionregistration.v1.ValidatingAdmissionPolicySpec', '', '', ()),
+        'status': ('object', 'admissionregistration.v1.ValidatingAdmissionPolicyStatus', '', '', ()),
+    },
+    'admissionregistration.v1.ValidatingAdmissionPolicyBinding': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec', '', '', ()),
+    },
+    'admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec': {
+        'validationActions': ('set', None, '', '', ()),
+    },
+    'admissionregistration.v1.ValidatingAdmissionPolicySpec': {
+        'matchConditions': ('list', None, 'merge', 'name', ('name',)),
+        'variables': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'admissionregistration.v1.ValidatingAdmissionPolicyStatus': {
+        'conditions': ('list', None, '', '', ('type',)),
+    },
+    'admissionregistration.v1.ValidatingWebhook': {
+        'matchConditions': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'admissionregistration.v1.ValidatingWebhookConfiguration': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'webhooks': ('list', 'admissionregistration.v1.ValidatingWebhook', 'merge', 'name', ('name',)),
+    },
+    'admissionregistration.v1beta1.MutatingAdmissionPolicy': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'admissionregistration.v1beta1.MutatingAdmissionPolicySpec', '', '', ()),
+    },
+    'admissionregistration.v1beta1.MutatingAdmissionPolicyBinding': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'admissionregistration.v1beta1.MutatingAdmissionPolicySpec': {
+        'matchConditions': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'apps.v1.ControllerRevision': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'apps.v1.DaemonSet': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'apps.v1.DaemonSetSpec', '', '', ()),
+        'status': ('object', 'apps.v1.DaemonSetStatus', '', '', ()),
+    },
+    'apps.v1.DaemonSetSpec': {
+        'template': ('object', 'core.v1.PodTemplateSpec', '', '', ()),
+    },
+    'apps.v1.DaemonSetStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'apps.v1.Deployment': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'apps.v1.DeploymentSpec', '', '', ()),
+        'status': ('object', 'apps.v1.DeploymentStatus', '', '', ()),
+    },
+    'apps.v1.DeploymentSpec': {
+        'strategy': ('object', None, 'retainKeys', '', ()),
+        'template': ('object', 'core.v1.PodTemplateSpec', '', '', ()),
+    },
+    'apps.v1.DeploymentStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'apps.v1.ReplicaSet': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'apps.v1.ReplicaSetSpec', '', '', ()),
+        'status': ('object', 'apps.v1.ReplicaSetStatus', '', '', ()),
+    },
+    'apps.v1.ReplicaSetSpec': {
+        'template': ('object', 'core.v1.PodTemplateSpec', '', '', ()),
+    },
+    'apps.v1.ReplicaSetStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'apps.v1.StatefulSet': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'apps.v1.StatefulSetSpec', '', '', ()),
+        'status': ('object', 'apps.v1.StatefulSetStatus', '', '', ()),
+    },
+    'apps.v1.StatefulSetSpec': {
+        'template': ('object', 'core.v1.PodTemplateSpec', '', '', ()),
+        'volumeClaimTemplates': ('list', 'core.v1.PersistentVolumeClaim', '', '', ()),
+    },
+    'apps.v1.StatefulSetStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'authentication.v1.SelfSubjectReview': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'authentication.v1.TokenReview': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'authorization.v1.LocalSubjectAccessReview': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'authorization.v1.SelfSubjectAccessReview': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'authorization.v1.SelfSubjectRulesReview': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'authorization.v1.SubjectAccessReview': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'autoscaling.v1.HorizontalPodAutoscaler': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'autoscaling.v2.HorizontalPodAutoscaler': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'autoscaling.v2.HorizontalPodAutoscalerStatus', '', '', ()),
+    },
+    'autoscaling.v2.HorizontalPodAutoscalerStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'batch.v1.CronJob': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'batch.v1.CronJobSpec', '', '', ()),
+    },
+    'batch.v1.CronJobSpec': {
+        'jobTemplate': ('object', 'batch.v1.JobTemplateSpec', '', '', ()),
+    },
     'batch.v1.Job': {
         'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
         'spec': ('object', 'batch.v1.JobSpec', '', '', ()),
@@ -37,6 +257,10 @@ FIELDS: dict[str, dict[str, Field]] = {
         'conditions': ('list', None, 'merge', 'type', ()),
         'uncountedTerminatedPods': ('object', 'batch.v1.UncountedTerminatedPods', '', '', ()),
     },
+    'batch.v1.JobTemplateSpec': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'batch.v1.JobSpec', '', '', ()),
+    },
     'batch.v1.PodFailurePolicy': {
         'rules': ('list', 'batch.v1.PodFailurePolicyRule', '', '', ()),
     },
@@ -49,6 +273,46 @@ FIELDS: dict[str, dict[str, Field]] = {
     'batch.v1.UncountedTerminatedPods': {
         'failed': ('set', None, '', '', ()),
         'succeeded': ('set', None, '', '', ()),
+    },
+    'certificates.v1.CertificateSigningRequest': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'certificates.v1.CertificateSigningRequestStatus', '', '', ()),
+    },
+    'certificates.v1.CertificateSigningRequestStatus': {
+        'conditions': ('list', None, '', '', ('type',)),
+    },
+    'certificates.v1.ClusterTrustBundle': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'certificates.v1.PodCertificateRequest': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'certificates.v1.PodCertificateRequestStatus', '', '', ()),
+    },
+    'certificates.v1.PodCertificateRequestStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'certificates.v1beta1.ClusterTrustBundle': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'certificates.v1beta1.PodCertificateRequest': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'certificates.v1beta1.PodCertificateRequestStatus', '', '', ()),
+    },
+    'certificates.v1beta1.PodCertificateRequestStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'coordination.v1.Lease': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'coordination.v1beta1.LeaseCandidate': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'core.v1.Binding': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'core.v1.ComponentStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
     },
     'core.v1.ConfigMap': {
         'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
@@ -72,6 +336,9 @@ FIELDS: dict[str, dict[str, Field]] = {
         'resources': ('object', 'core.v1.ResourceRequirements', '', '', ()),
         'volumeMounts': ('list', None, 'merge', 'mountPath', ('mountPath',)),
     },
+    'core.v1.Endpoints': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
     'core.v1.EphemeralContainer': {
         'env': ('list', None, 'merge', 'name', ('name',)),
         'ports': ('list', None, 'merge', 'containerPort', ('containerPort', 'protocol')),
@@ -83,6 +350,12 @@ FIELDS: dict[str, dict[str, Field]] = {
     'core.v1.EphemeralVolumeSource': {
         'volumeClaimTemplate': ('object', 'core.v1.PersistentVolumeClaimTemplate', '', '', ()),
     },
+    'core.v1.Event': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'core.v1.LimitRange': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
     'core.v1.Namespace': {
         'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
         'status': ('object', 'core.v1.NamespaceStatus', '', '', ()),
@@ -90,10 +363,29 @@ FIELDS: dict[str, dict[str, Field]] = {
     'core.v1.NamespaceStatus': {
         'conditions': ('list', None, 'merge', 'type', ('type',)),
     },
+    'core.v1.Node': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'core.v1.NodeSpec', '', '', ()),
+        'status': ('object', 'core.v1.NodeStatus', '', '', ()),
+    },
     'core.v1.NodeAllocatableResourceClaimStatus': {
         'containers': ('set', None, '', '', ()),
         'mapping': ('list', None, 'merge', 'name', ('name',)),
         'overhead': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'core.v1.NodePodPreemptionPolicy': {
+        'disableResizePreemption': ('set', None, '', '', ()),
+    },
+    'core.v1.NodeSpec': {
+        'podCIDRs': ('set', None, 'merge', '', ()),
+        'podPreemptionPolicy': ('object', 'core.v1.NodePodPreemptionPolicy', '', '', ()),
+    },
+    'core.v1.NodeStatus': {
+        'addresses': ('list', None, 'merge', 'type', ('type',)),
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'core.v1.PersistentVolume': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
     },
     'core.v1.PersistentVolumeClaim': {
         'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
@@ -136,6 +428,10 @@ FIELDS: dict[str, dict[str, Field]] = {
         'resources': ('object', 'core.v1.ResourceRequirements', '', '', ()),
         'volumeHealth': ('list', 'core.v1.PodVolumeHealth', '', '', ('name',)),
     },
+    'core.v1.PodTemplate': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'template': ('object', 'core.v1.PodTemplateSpec', '', '', ()),
+    },
     'core.v1.PodTemplateSpec': {
         'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
         'spec': ('object', 'core.v1.PodSpec', '', '', ()),
@@ -143,16 +439,37 @@ FIELDS: dict[str, dict[str, Field]] = {
     'core.v1.PodVolumeHealth': {
         'healthConditions': ('list', None, 'merge', 'status', ('status', 'reason')),
     },
+    'core.v1.ReplicationController': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'core.v1.ReplicationControllerSpec', '', '', ()),
+        'status': ('object', 'core.v1.ReplicationControllerStatus', '', '', ()),
+    },
+    'core.v1.ReplicationControllerSpec': {
+        'template': ('object', 'core.v1.PodTemplateSpec', '', '', ()),
+    },
+    'core.v1.ReplicationControllerStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'core.v1.ResourceQuota': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
     'core.v1.ResourceRequirements': {
         'claims': ('list', None, '', '', ('name',)),
     },
     'core.v1.ResourceStatus': {
         'resources': ('list', None, '', '', ('resourceID',)),
     },
+    'core.v1.Secret': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
     'core.v1.Service': {
         'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
         'spec': ('object', 'core.v1.ServiceSpec', '', '', ()),
         'status': ('object', 'core.v1.ServiceStatus', '', '', ()),
+    },
+    'core.v1.ServiceAccount': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'secrets': ('list', None, 'merge', 'name', ('name',)),
     },
     'core.v1.ServiceSpec': {
         'ports': ('list', None, 'merge', 'port', ('port', 'protocol')),
@@ -169,8 +486,331 @@ FIELDS: dict[str, dict[str, Field]] = {
     'core.v1.VolumeMount': {
         'bindMountOptions': ('set', None, '', '', ()),
     },
+    'discovery.v1.Endpoint': {
+        'addresses': ('set', None, '', '', ()),
+    },
+    'discovery.v1.EndpointSlice': {
+        'endpoints': ('list', 'discovery.v1.Endpoint', '', '', ()),
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'events.v1.Event': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'flowcontrol.v1.FlowSchema': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'flowcontrol.v1.FlowSchemaSpec', '', '', ()),
+        'status': ('object', 'flowcontrol.v1.FlowSchemaStatus', '', '', ()),
+    },
+    'flowcontrol.v1.FlowSchemaSpec': {
+        'rules': ('list', 'flowcontrol.v1.PolicyRulesWithSubjects', '', '', ()),
+    },
+    'flowcontrol.v1.FlowSchemaStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'flowcontrol.v1.NonResourcePolicyRule': {
+        'nonResourceURLs': ('set', None, '', '', ()),
+        'verbs': ('set', None, '', '', ()),
+    },
+    'flowcontrol.v1.PolicyRulesWithSubjects': {
+        'nonResourceRules': ('list', 'flowcontrol.v1.NonResourcePolicyRule', '', '', ()),
+        'resourceRules': ('list', 'flowcontrol.v1.ResourcePolicyRule', '', '', ()),
+    },
+    'flowcontrol.v1.PriorityLevelConfiguration': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'flowcontrol.v1.PriorityLevelConfigurationStatus', '', '', ()),
+    },
+    'flowcontrol.v1.PriorityLevelConfigurationStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'flowcontrol.v1.ResourcePolicyRule': {
+        'apiGroups': ('set', None, '', '', ()),
+        'namespaces': ('set', None, '', '', ()),
+        'resources': ('set', None, '', '', ()),
+        'verbs': ('set', None, '', '', ()),
+    },
+    'networking.v1.IPAddress': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'networking.v1.Ingress': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'networking.v1.IngressClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'networking.v1.NetworkPolicy': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'networking.v1.ServiceCIDR': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'networking.v1.ServiceCIDRStatus', '', '', ()),
+    },
+    'networking.v1.ServiceCIDRStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'node.v1.RuntimeClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'policy.v1.PodDisruptionBudget': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'policy.v1.PodDisruptionBudgetSpec', '', '', ()),
+        'status': ('object', 'policy.v1.PodDisruptionBudgetStatus', '', '', ()),
+    },
+    'policy.v1.PodDisruptionBudgetSpec': {
+        'selector': ('object', None, 'replace', '', ()),
+    },
+    'policy.v1.PodDisruptionBudgetStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'rbac.v1.ClusterRole': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'rbac.v1.ClusterRoleBinding': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'rbac.v1.Role': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'rbac.v1.RoleBinding': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1.AllocatedDeviceStatus': {
+        'conditions': ('list', None, '', '', ('type',)),
+    },
+    'resource.v1.AllocationResult': {
+        'devices': ('object', 'resource.v1.DeviceAllocationResult', '', '', ()),
+    },
+    'resource.v1.DeviceAllocationResult': {
+        'results': ('list', 'resource.v1.DeviceRequestAllocationResult', '', '', ()),
+    },
+    'resource.v1.DeviceClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1.DeviceRequestAllocationResult': {
+        'skipNodeOperations': ('set', None, '', '', ()),
+    },
+    'resource.v1.DeviceTaintRule': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'resource.v1.DeviceTaintRuleStatus', '', '', ()),
+    },
+    'resource.v1.DeviceTaintRuleStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'resource.v1.ResourceClaim': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'resource.v1.ResourceClaimStatus', '', '', ()),
+    },
+    'resource.v1.ResourceClaimStatus': {
+        'allocation': ('object', 'resource.v1.AllocationResult', '', '', ()),
+        'devices': ('list', 'resource.v1.AllocatedDeviceStatus', '', '', ('driver', 'device', 'pool', 'shareID')),
+        'reservedFor': ('list', None, 'merge', 'uid', ('uid',)),
+    },
+    'resource.v1.ResourceClaimTemplate': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'resource.v1.ResourceClaimTemplateSpec', '', '', ()),
+    },
+    'resource.v1.ResourceClaimTemplateSpec': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1.ResourceSlice': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'resource.v1.ResourceSliceSpec', '', '', ()),
+    },
+    'resource.v1.ResourceSliceSpec': {
+        'skipNodeOperations': ('set', None, '', '', ()),
+    },
+    'resource.v1beta1.AllocatedDeviceStatus': {
+        'conditions': ('list', None, '', '', ('type',)),
+    },
+    'resource.v1beta1.AllocationResult': {
+        'devices': ('object', 'resource.v1beta1.DeviceAllocationResult', '', '', ()),
+    },
+    'resource.v1beta1.DeviceAllocationResult': {
+        'results': ('list', 'resource.v1beta1.DeviceRequestAllocationResult', '', '', ()),
+    },
+    'resource.v1beta1.DeviceClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1beta1.DeviceRequestAllocationResult': {
+        'skipNodeOperations': ('set', None, '', '', ()),
+    },
+    'resource.v1beta1.ResourceClaim': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'resource.v1beta1.ResourceClaimStatus', '', '', ()),
+    },
+    'resource.v1beta1.ResourceClaimStatus': {
+        'allocation': ('object', 'resource.v1beta1.AllocationResult', '', '', ()),
+        'devices': ('list', 'resource.v1beta1.AllocatedDeviceStatus', '', '', ('driver', 'device', 'pool', 'shareID')),
+        'reservedFor': ('list', None, 'merge', 'uid', ('uid',)),
+    },
+    'resource.v1beta1.ResourceClaimTemplate': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'resource.v1beta1.ResourceClaimTemplateSpec', '', '', ()),
+    },
+    'resource.v1beta1.ResourceClaimTemplateSpec': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1beta1.ResourceSlice': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'resource.v1beta1.ResourceSliceSpec', '', '', ()),
+    },
+    'resource.v1beta1.ResourceSliceSpec': {
+        'skipNodeOperations': ('set', None, '', '', ()),
+    },
+    'resource.v1beta2.AllocatedDeviceStatus': {
+        'conditions': ('list', None, '', '', ('type',)),
+    },
+    'resource.v1beta2.AllocationResult': {
+        'devices': ('object', 'resource.v1beta2.DeviceAllocationResult', '', '', ()),
+    },
+    'resource.v1beta2.DeviceAllocationResult': {
+        'results': ('list', 'resource.v1beta2.DeviceRequestAllocationResult', '', '', ()),
+    },
+    'resource.v1beta2.DeviceClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1beta2.DeviceRequestAllocationResult': {
+        'skipNodeOperations': ('set', None, '', '', ()),
+    },
+    'resource.v1beta2.DeviceTaintRule': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'resource.v1beta2.DeviceTaintRuleStatus', '', '', ()),
+    },
+    'resource.v1beta2.DeviceTaintRuleStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'resource.v1beta2.ResourceClaim': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'resource.v1beta2.ResourceClaimStatus', '', '', ()),
+    },
+    'resource.v1beta2.ResourceClaimStatus': {
+        'allocation': ('object', 'resource.v1beta2.AllocationResult', '', '', ()),
+        'devices': ('list', 'resource.v1beta2.AllocatedDeviceStatus', '', '', ('driver', 'device', 'pool', 'shareID')),
+        'reservedFor': ('list', None, 'merge', 'uid', ('uid',)),
+    },
+    'resource.v1beta2.ResourceClaimTemplate': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'resource.v1beta2.ResourceClaimTemplateSpec', '', '', ()),
+    },
+    'resource.v1beta2.ResourceClaimTemplateSpec': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'resource.v1beta2.ResourceSlice': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'resource.v1beta2.ResourceSliceSpec', '', '', ()),
+    },
+    'resource.v1beta2.ResourceSliceSpec': {
+        'skipNodeOperations': ('set', None, '', '', ()),
+    },
+    'scheduling.v1.PriorityClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'scheduling.v1beta1.CompositePodGroupTemplate': {
+        'compositePodGroupTemplates': ('list', 'scheduling.v1beta1.CompositePodGroupTemplate', '', '', ('name',)),
+        'podGroupTemplates': ('list', 'scheduling.v1beta1.PodGroupTemplate', '', '', ('name',)),
+    },
+    'scheduling.v1beta1.PodGroup': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'scheduling.v1beta1.PodGroupSpec', '', '', ()),
+        'status': ('object', 'scheduling.v1beta1.PodGroupStatus', '', '', ()),
+    },
+    'scheduling.v1beta1.PodGroupSpec': {
+        'resourceClaims': ('list', None, 'merge,retainKeys', 'name', ('name',)),
+    },
+    'scheduling.v1beta1.PodGroupStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+        'resourceClaimStatuses': ('list', None, 'merge,retainKeys', 'name', ('name',)),
+    },
+    'scheduling.v1beta1.PodGroupTemplate': {
+        'resourceClaims': ('list', None, 'merge,retainKeys', 'name', ('name',)),
+    },
+    'scheduling.v1beta1.Workload': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'scheduling.v1beta1.WorkloadSpec', '', '', ()),
+    },
+    'scheduling.v1beta1.WorkloadSpec': {
+        'compositePodGroupTemplates': ('list', 'scheduling.v1beta1.CompositePodGroupTemplate', '', '', ('name',)),
+        'podGroupTemplates': ('list', 'scheduling.v1beta1.PodGroupTemplate', '', '', ('name',)),
+    },
+    'storage.v1.CSIDriver': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'storage.v1.CSIDriverSpec', '', '', ()),
+    },
+    'storage.v1.CSIDriverSpec': {
+        'volumeLifecycleModes': ('set', None, '', '', ()),
+    },
+    'storage.v1.CSINode': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'storage.v1.CSINodeSpec', '', '', ()),
+        'status': ('object', 'storage.v1.CSINodeStatus', '', '', ()),
+    },
+    'storage.v1.CSINodeSpec': {
+        'drivers': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'storage.v1.CSINodeStatus': {
+        'storageHealth': ('list', None, 'merge', 'name', ('name',)),
+    },
+    'storage.v1.CSIStorageCapacity': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'storage.v1.StorageClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'storage.v1.VolumeAttachment': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'storage.v1.VolumeAttributesClass': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+    },
+    'storagemigration.v1.StorageVersionMigration': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'storagemigration.v1.StorageVersionMigrationStatus', '', '', ()),
+    },
+    'storagemigration.v1.StorageVersionMigrationStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'storagemigration.v1beta1.StorageVersionMigration': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'storagemigration.v1beta1.StorageVersionMigrationStatus', '', '', ()),
+    },
+    'storagemigration.v1beta1.StorageVersionMigrationStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
+    },
+    'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'spec': ('object', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec', '', '', ()),
+        'status': ('object', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus', '', '', ()),
+    },
+    'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec': {
+        'versions': ('list', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion', '', '', ()),
+    },
+    'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus': {
+        'conditions': ('list', None, '', '', ('type',)),
+    },
+    'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion': {
+        'schema': ('object', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation', '', '', ()),
+    },
+    'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation': {
+        'openAPIV3Schema': ('object', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+    },
+    'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps': {
+        'allOf': ('list', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'anyOf': ('list', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'definitions': ('map', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'not': ('object', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'oneOf': ('list', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'patternProperties': ('map', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'properties': ('map', 'io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps', '', '', ()),
+        'x-kubernetes-validations': ('list', None, 'merge', 'rule', ('rule',)),
+    },
     'meta.v1.ObjectMeta': {
         'finalizers': ('set', None, 'merge', '', ()),
         'ownerReferences': ('list', None, 'merge', 'uid', ('uid',)),
+    },
+    'io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService': {
+        'metadata': ('object', 'meta.v1.ObjectMeta', '', '', ()),
+        'status': ('object', 'io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceStatus', '', '', ()),
+    },
+    'io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIServiceStatus': {
+        'conditions': ('list', None, 'merge', 'type', ('type',)),
     },
 }

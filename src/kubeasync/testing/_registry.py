@@ -148,12 +148,16 @@ class Registry:
 
     # ------------------------------------------------------------ helpers
 
-    def _context(self, uid: str) -> Context:
+    def _context(self, uid: str, d: Descriptor) -> Context:
         def allocate() -> str:
             n = next(self._ips)
             return f"10.96.{n // 250}.{n % 250 + 1}"
 
-        return Context(uid=uid, allocate_ip=allocate)
+        def peers() -> list[Obj]:
+            return list(self.store.objects(rid(d)).values())
+
+        return Context(uid=uid, allocate_ip=allocate, now=lambda: format_time(now()),
+                       peers=peers)
 
     @staticmethod
     def _key(d: Descriptor, namespace: str | None, name: str) -> Key:
@@ -319,10 +323,15 @@ class Registry:
         for dropped in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
                         "managedFields", "selfLink"):
             metadata.pop(dropped, None)
+        applied: set[Path] | None = None
+        if operation == "Apply":  # what the applier owns: its fields, not the defaults
+            applied = set(flatten(obj, root_type(d.api_version, d.kind)))
+            if "status" in d.subresources:
+                applied = {p for p in applied if p[0] != "f:status"}
         if "status" in d.subresources:
             obj["status"] = clone(dict(strategy.initial_status))
         omit_empty(obj, strategy)
-        strategy.prepare(obj, None, self._context(uid))
+        strategy.prepare(obj, None, self._context(uid, d))
         causes = name_causes(strategy.name_rule, name) + strategy.validate(obj)
         if causes:
             raise st.invalid_object(d, name, causes)
@@ -334,9 +343,7 @@ class Registry:
         metadata["creationTimestamp"] = format_time(now())
         if strategy.has_generation:
             metadata["generation"] = 1
-        owners = self._owned(d, key, None, obj, manager, operation,
-                             applied=set(flatten(obj, root_type(d.api_version, d.kind)))
-                             if operation == "Apply" else None)
+        owners = self._owned(d, key, None, obj, manager, operation, applied=applied)
         self._set_owners(obj, owners)
         obj = _ordered(obj)
         if dry_run:
@@ -344,7 +351,29 @@ class Registry:
             return obj
         self.store.commit(rid(d), key, obj)
         self._owners[(rid(d), key)] = owners
+        if strategy.after_create is not None:
+            strategy.after_create(self, obj)
         return obj
+
+    # ------------------------------------------------------------ kinds' follow-up writes
+
+    def _served(self, group: str, kind: str) -> Descriptor | None:
+        return next((d for d in self.resources if d.group == group and d.kind == kind), None)
+
+    def create_object(self, group: str, kind: str, namespace: str | None,
+                      body: Obj) -> Obj | None:
+        """Create an object as a controller would; None if the kind is not served."""
+        d = self._served(group, kind)
+        if d is None:
+            return None
+        return self.create(d, namespace, body, manager="kube-controller-manager")
+
+    def change_object(self, group: str, kind: str, namespace: str | None, name: str,
+                      change: Callable[[Obj], None]) -> Obj | None:
+        d = self._served(group, kind)
+        if d is None:
+            return None
+        return self.mutate(d, namespace, name, change)
 
     def _generate_name(self, d: Descriptor, namespace: str | None, prefix: str) -> str:
         for _ in range(100):
@@ -397,6 +426,13 @@ class Registry:
         change(new)
         return self._update(d, old, new, subresource=subresource, dry_run=False,
                             manager=manager, operation="Update", bump=not binding)
+
+    def write(self, d: Descriptor, old: Obj, new: Obj, *, manager: str,
+              dry_run: bool = False) -> Obj:
+        """Write ``new`` over the stored ``old`` as an update of the main resource would
+        (a subresource that changes part of the spec, such as ``scale``, ends here)."""
+        return self._update(d, old, new, subresource=None, dry_run=dry_run, manager=manager,
+                            operation="Update")
 
     def bind(self, d: Descriptor, namespace: str | None, name: str, node: str, *,
              manager: str = "kube-scheduler", dry_run: bool = False) -> Obj:
@@ -474,7 +510,7 @@ class Registry:
                     new_meta[system] = old_meta[system]
                 else:
                     new_meta.pop(system, None)
-            strategy.prepare(candidate, old, self._context(str(old_meta.get("uid"))))
+            strategy.prepare(candidate, old, self._context(str(old_meta.get("uid")), d))
             causes = strategy.validate(candidate)
             if causes:
                 raise st.invalid_object(d, name, causes)
@@ -593,10 +629,7 @@ class Registry:
         manager: str,
         force: bool = False,
     ) -> Obj:
-        try:
-            config = yaml.safe_load(body.decode("utf-8")) if body else None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise st.bad_request(f"error decoding YAML: {exc}") from None
+        config = _decode_apply(body)
         config = self._check_type(d, config)
         config_meta = meta(config)
         self._check_name_and_namespace(d, config, name, namespace)
@@ -861,6 +894,21 @@ def _apply_conflict(d: Descriptor, conflicts: list[tuple[str, Path]]) -> st.Stat
         for manager, path in conflicts
     ]
     return st.StatusError(409, "Conflict", message, {"causes": causes})
+
+
+def _decode_apply(body: bytes) -> Any:
+    """An apply body: YAML, which JSON (what clients send) almost always is; JSON is parsed
+    first, with the much faster JSON parser."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(body.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise st.bad_request(f"error decoding YAML: {exc}") from None
 
 
 def _encode_continue(rv: int, start: str) -> str:

@@ -26,16 +26,20 @@ from aiohttp import web
 from ..api.client import Client
 from ..config import BearerToken, ClusterConfig, NoAuth
 from ..core.descriptor import ResourceDescriptor
-from ..kinds import SEED_RESOURCES
+from . import _openapi as openapi
 from . import _status as st
 from ._cluster import NODE_NAME, ControlPlane
+from ._crds import CustomResources
 from ._eviction import evict
 from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
 from ._kubelet_proxy import KubeletProxy
 from ._registry import ListOptions, Registry, meta, rid
+from ._served import SERVED_RESOURCES, version_priority
 from ._store import Event, Expired, Obj, Store
+from ._subresources import scale, token_request
 from ._tables import table, wants_table
+from ._validation import check_fields
 from .kubelet import VirtualKubelet
 from .kubelet.logs import LogBook
 from .kubelet.pods import Timings
@@ -62,7 +66,8 @@ _TRUE = ("1", "t", "T", "true", "TRUE", "True")  # Go's strconv.ParseBool
 _SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"],
                       "finalize": ["update"], "eviction": ["create"], "binding": ["create"],
                       "exec": ["create", "get"], "attach": ["create", "get"],
-                      "portforward": ["create", "get"]}
+                      "portforward": ["create", "get"], "scale": ["get", "patch", "update"],
+                      "token": ["create"]}
 # What the server serves beyond the subresources of the table (which the client has
 # methods for): pods/binding, the scheduler's write.
 _SERVER_SUBRESOURCES: dict[tuple[str, str], frozenset[str]] = {
@@ -74,10 +79,6 @@ def _with_node_resources(resources: tuple[Descriptor, ...]) -> tuple[Descriptor,
     """The table plus Node and Lease (what kubelets need), unless it has them already."""
     present = {(d.group, d.plural) for d in resources}
     return resources + tuple(d for d in (NODES, LEASES) if (d.group, d.plural) not in present)
-
-
-SERVED_RESOURCES: tuple[Descriptor, ...] = _with_node_resources(SEED_RESOURCES)
-"""What the embedded server serves by default: the seed rows, and Nodes and Leases."""
 
 
 def _subresources(d: Descriptor) -> frozenset[str]:
@@ -133,8 +134,8 @@ class FakeApiServer:
     Args:
         host: the address to listen on (default 127.0.0.1).
         port: the port to listen on (default 0: a free port).
-        resources: the descriptor table to serve (default: the seed rows, and Nodes and
-            Leases, which ``simulate=True`` adds to any table).
+        resources: the descriptor table to serve (default: :data:`SERVED_RESOURCES`, every
+            row of the catalogue; ``simulate=True`` adds Nodes and Leases to any table).
         token: if given, every API request must carry ``Authorization: Bearer <token>``.
         namespaces: namespaces that exist from the start.
         simulate: run a simulated node (a :class:`~kubeasync.testing.VirtualKubelet` named
@@ -189,8 +190,8 @@ class FakeApiServer:
         self.requests: list[tuple[str, str]] = []
         """Every request received, as ``(method, path and query)``, in order."""
         self._groups: dict[tuple[str, str], list[Descriptor]] = {}
-        for d in self.registry.resources:
-            self._groups.setdefault((d.group, d.version), []).append(d)
+        self._serve(self.registry.resources)
+        self.crds = CustomResources(self.registry, self._serve)
         self._watches: set[_Watch] = set()
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -199,6 +200,14 @@ class FakeApiServer:
             for name in namespaces:
                 self.registry.create(self.registry.namespaces, None, {"metadata": {"name": name}},
                                      manager="kube-apiserver")
+
+    def _serve(self, resources: tuple[Descriptor, ...]) -> None:
+        """Serve this table from now on (at start, and when a CRD comes or goes)."""
+        self.registry.resources = resources
+        groups, by_rid = _index(resources)
+        self._groups = groups
+        # The garbage collector and namespace controller find resources by store name.
+        self.control_plane._by_rid.update(by_rid)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -582,14 +591,16 @@ class FakeApiServer:
                 self._require(d, "list")
                 listing = registry.list(d, namespace, self._list_options(request))
                 if wants_table(request.headers.get("Accept", "")):
-                    listing = table(d.group, d.kind, listing["items"], listing["metadata"])
+                    listing = table(d.group, d.kind, listing["items"], listing["metadata"],
+                                    columns=self.crds.columns(d))
                 return self._json(request, listing)
             if method == "POST" and (namespace is not None or not d.namespaced):
                 self._require(d, "create")
                 body = await self._body(request, d)
+                warnings = self._check_fields(request, d, body)
                 created = registry.create(d, namespace, body, dry_run=self._dry_run(request),
                                           manager=self._manager(request))
-                return self._json(request, created, 201)
+                return self._json(request, _in_version(d, created), 201, warnings)
             if method == "DELETE" and (namespace is not None or not d.namespaced):
                 self._require(d, "deletecollection")
                 options = await self._delete_options(request)
@@ -615,24 +626,38 @@ class FakeApiServer:
             if method != "POST":
                 raise st.method_not_allowed()
             return await self._bind(request, d, namespace, name)
+        if subresource == "scale":
+            return self._json(request, scale(
+                registry, d, namespace, name, method, await request.read(),
+                request.headers.get("Content-Type", ""), paths=self.crds.scale_paths(d),
+                manager=self._manager(request), dry_run=self._dry_run(request)))
+        if subresource == "token":
+            if method != "POST":
+                raise st.method_not_allowed()
+            body = await self._body(request, d) if (await request.read()).strip() else None
+            return self._json(request, token_request(registry, d, namespace or "", name, body),
+                              201)
         if subresource == "finalize" and method != "PUT":
             raise st.method_not_allowed()
         if method == "GET":
             self._require(d, "get")
-            obj = registry.get(d, namespace, name)
+            obj = _in_version(d, registry.get(d, namespace, name))
             if wants_table(request.headers.get("Accept", "")):
                 obj = table(d.group, d.kind, [obj],
-                            {"resourceVersion": meta(obj).get("resourceVersion")})
+                            {"resourceVersion": meta(obj).get("resourceVersion")},
+                            columns=self.crds.columns(d))
             return self._json(request, obj)
         if method == "PUT":
             self._require(d, "update")
             body = await self._body(request, d)
-            return self._json(request, registry.replace(
+            warnings = self._check_fields(request, d, body)
+            return self._json(request, _in_version(d, registry.replace(
                 d, namespace, name, body, subresource=subresource,
-                dry_run=self._dry_run(request), manager=self._manager(request)))
+                dry_run=self._dry_run(request), manager=self._manager(request))), 200, warnings)
         if method == "PATCH":
             self._require(d, "patch")
             raw = await request.read()
+            warnings = self._check_fields(request, d, _patch_body(request.content_type, raw))
             fresh = (request.content_type == "application/apply-patch+yaml"
                      and registry.find(d, namespace, name) is None)
             patched = registry.patch(
@@ -640,7 +665,8 @@ class FakeApiServer:
                 subresource=subresource, dry_run=self._dry_run(request),
                 manager=self._manager(request), force=_true(request.query.get("force")),
                 field_manager_given=bool(request.query.get("fieldManager")))
-            return self._json(request, patched, 201 if fresh else 200)
+            return self._json(request, _in_version(d, patched), 201 if fresh else 200,
+                              warnings)
         if method == "DELETE" and subresource is None:
             self._require(d, "delete")
             options = await self._delete_options(request)
@@ -648,6 +674,16 @@ class FakeApiServer:
             return self._json(request, registry.delete(d, namespace, name, options,
                                                        dry_run=dry_run))
         raise st.method_not_allowed()
+
+    def _check_fields(self, request: web.Request, d: Descriptor,
+                      body: Any) -> dict[str, str]:
+        """``fieldValidation``: a 400 for unknown fields (Strict), or their warnings."""
+        warnings = check_fields(d, body, request.query.get("fieldValidation", ""),
+                                self.crds.served_crds())
+        if not warnings:
+            return {}
+        return {"Warning": ", ".join('299 - "{}"'.format(w.replace('"', '\\"'))
+                                     for w in warnings)}
 
     # ------------------------------------------------------------ watch
 
@@ -823,17 +859,24 @@ class FakeApiServer:
                 self.store.unsubscribe(watch.on_event)
                 self._watches.discard(watch)
 
-    @staticmethod
-    def _line_encoder(request: web.Request, d: Descriptor) -> LineEncoder:
-        """How this watch writes events: objects, or one-row Tables for kubectl."""
+    def _line_encoder(self, request: web.Request, d: Descriptor) -> LineEncoder:
+        """How this watch writes events: objects (in the version watched), or one-row
+        Tables for kubectl."""
         if not wants_table(request.headers.get("Accept", "")):
-            return _line
+            def in_version(kind: str, obj: Mapping[str, Any]) -> bytes:
+                if kind in ("BOOKMARK", "ERROR") or obj.get("apiVersion") == d.api_version:
+                    return _line(kind, obj)
+                return _line(kind, _in_version(d, dict(obj)))
+
+            return in_version
+        columns = self.crds.columns(d)
 
         def as_table(kind: str, obj: Mapping[str, Any]) -> bytes:
             if kind in ("BOOKMARK", "ERROR"):
                 return _line(kind, obj)
             return _line(kind, table(d.group, d.kind, [obj],
-                                     {"resourceVersion": meta(obj).get("resourceVersion")}))
+                                     {"resourceVersion": meta(obj).get("resourceVersion")},
+                                     columns=columns))
 
         return as_table
 
@@ -878,7 +921,7 @@ class FakeApiServer:
                                                 "serverAddress": address}]}
 
     def _group(self, group: str) -> dict[str, Any] | None:
-        versions = [v for (g, v) in self._groups if g == group]
+        versions = sorted((v for (g, v) in self._groups if g == group), key=version_priority)
         if not group or not versions:
             return None
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -921,13 +964,20 @@ class FakeApiServer:
     # ------------------------------------------------------------ openapi
 
     def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        crds = self.crds.served_crds()
+        if parts == ["v2"]:
+            accept = request.headers.get("Accept", "")
+            if accept and not any(t in accept for t in ("application/json", "*/*")):
+                # client-go asks for the protobuf form only; this server writes JSON only
+                raise st.StatusError(406, "NotAcceptable",
+                                     "only application/json is served here", {})
+            return self._json(request, openapi.v2_document(self.registry.resources, crds,
+                                                           self.version))
         if parts == ["v3"]:
             index = {}
             for (group, version), served in self._groups.items():
                 key = f"apis/{group}/{version}" if group else f"api/{version}"
-                digest = hashlib.sha256(
-                    json.dumps(self._openapi_v3(group, version, served), sort_keys=True).encode()
-                ).hexdigest()[:16].upper()
+                digest = openapi.v3_hash(group, version, served, crds)
                 index[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
             return self._json(request, {"paths": index})
         if parts[:1] == ["v3"] and len(parts) >= 3:
@@ -940,39 +990,54 @@ class FakeApiServer:
             documented = self._groups.get((group, version))
             if documented is None:
                 raise self._no_route()
-            return self._json(request, self._openapi_v3(group, version, documented))
+            return self._json(request, openapi.v3_document(group, version, documented, crds,
+                                                           self.version))
         raise self._no_route()
 
-    def _openapi_v3(self, group: str, version: str,
-                    served: list[Descriptor]) -> dict[str, Any]:
-        """A minimal OpenAPI v3 document: paths and operations with the
-        ``x-kubernetes-group-version-kind`` and the query parameters kubectl looks for
-        (``fieldValidation``, ``dryRun``, ``fieldManager``); schemas are left out."""
-        paths: dict[str, Any] = {}
-        query = [{"name": n, "in": "query", "schema": {"type": "string"}}
-                 for n in ("dryRun", "fieldManager", "fieldValidation", "pretty")]
-        for d in served:
-            gvk = {"group": d.group, "version": d.version, "kind": d.kind}
 
-            def op(action: str, d: Descriptor = d, gvk: dict[str, str] = gvk) -> dict[str, Any]:
-                return {"operationId": f"{action}{d.kind}", "parameters": list(query),
-                        "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
-                        "responses": {"200": {"description": "OK"}}}
+_INDEXES: dict[int, tuple[tuple[Descriptor, ...], dict[tuple[str, str], list[Descriptor]],
+                          dict[str, Descriptor]]] = {}
 
-            base = d.api_prefix + ("/namespaces/{namespace}" if d.namespaced else "")
-            paths[f"{base}/{d.plural}"] = {"get": op("list"), "post": op("post"),
-                                           "delete": op("deletecollection")}
-            paths[f"{base}/{d.plural}/{{name}}"] = {
-                "get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}
-            for sub in sorted(d.subresources):
-                paths[f"{base}/{d.plural}/{{name}}/{sub}"] = {"get": op("get")} | (
-                    {"put": op("put"), "patch": op("patch")} if sub == "status" else {})
-        return {
-            "openapi": "3.0.0",
-            "info": {"title": "Kubernetes", "version": self.version.get("gitVersion", "")},
-            "paths": paths,
-            "components": {"schemas": {}},
-        }
+
+def _index(resources: tuple[Descriptor, ...],
+           ) -> tuple[dict[tuple[str, str], list[Descriptor]], dict[str, Descriptor]]:
+    """A table's descriptors by group-version and by store name, computed once per table
+    (the hundreds of servers of a test suite share the default one)."""
+    cached = _INDEXES.get(id(resources))
+    if cached is None or cached[0] is not resources:
+        groups: dict[tuple[str, str], list[Descriptor]] = {}
+        for d in resources:
+            groups.setdefault((d.group, d.version), []).append(d)
+        cached = (resources, groups, {rid(d): d for d in resources})
+        if len(_INDEXES) > 64:  # tables of CRDs come and go
+            _INDEXES.clear()
+        _INDEXES[id(resources)] = cached
+    return cached[1], cached[2]  # shared: never changed, replaced whole by _serve
+
+
+def _patch_body(content_type: str, raw: bytes) -> Any:
+    """A patch's object, for field validation (None for a JSON patch or what does not parse:
+    the patch itself answers those)."""
+    if content_type == "application/json-patch+json":
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        if content_type != "application/apply-patch+yaml":
+            return None
+    try:
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+
+
+def _in_version(d: Descriptor, obj: Obj) -> Obj:
+    """An object in the version it is asked for: the versions of one resource share its
+    storage (a custom resource's, autoscaling's v1 and v2), and differ in ``apiVersion``
+    only (as with a CRD's ``None`` conversion)."""
+    if obj.get("apiVersion") == d.api_version or obj.get("kind") != d.kind:
+        return obj
+    return {**obj, "apiVersion": d.api_version}
 
 
 def _storage_version_hash(d: Descriptor) -> str:

@@ -1,11 +1,13 @@
 """Server-side printing: the ``Table`` answers kubectl asks for (``Accept: ...;as=Table``).
 
-Columns follow kube-apiserver's printers for each kind; kinds without an entry get
+Columns follow kube-apiserver's printers for the common kinds; kinds without an entry get
 ``Name`` and ``Age``, like custom resources without printer columns.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -132,8 +134,39 @@ def _selector(value: Any) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items()) or "<none>"
 
 
+def _count(obj: Obj, *path: str) -> int:
+    value = _get(obj, *path)
+    return int(value) if isinstance(value, int) else 0
+
+
+def _ready_of(obj: Obj) -> str:
+    return f"{_count(obj, 'status', 'readyReplicas')}/{_count(obj, 'spec', 'replicas')}"
+
+
+def _containers(obj: Obj, field: str) -> str:
+    return ",".join(str(c.get(field) or "") for c in
+                    _get(obj, "spec", "template", "spec", "containers") or [])
+
+
+def _node_status(obj: Obj) -> str:
+    ready = next((c.get("status") for c in _get(obj, "status", "conditions") or []
+                  if c.get("type") == "Ready"), None)
+    status = "Ready" if ready == "True" else "NotReady" if ready else "Unknown"
+    return status + (",SchedulingDisabled" if _get(obj, "spec", "unschedulable") else "")
+
+
+def _hosts(obj: Obj) -> str:
+    hosts = [str(r.get("host")) for r in _get(obj, "spec", "rules") or [] if r.get("host")]
+    return ",".join(hosts) or "*"
+
+
 NAME = Column("Name", _name, format="name")
 AGE = Column("Age", _age)
+_WIDE_WORKLOAD = (
+    Column("Containers", lambda o: _containers(o, "name"), priority=1),
+    Column("Images", lambda o: _containers(o, "image"), priority=1),
+    Column("Selector", lambda o: _selector(_get(o, "spec", "selector")), priority=1),
+)
 
 COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
     ("", "Pod"): (
@@ -180,7 +213,123 @@ COLUMNS: dict[tuple[str, str], tuple[Column, ...]] = {
                type="integer"),
         AGE,
     ),
+    ("", "Secret"): (
+        NAME,
+        Column("Type", lambda o: str(_get(o, "type") or "")),
+        Column("Data", lambda o: len(_get(o, "data") or {}), type="integer"),
+        AGE,
+    ),
+    ("", "ServiceAccount"): (
+        NAME, Column("Secrets", lambda o: len(_get(o, "secrets") or []), type="integer"), AGE),
+    ("", "Node"): (
+        NAME,
+        Column("Status", _node_status),
+        Column("Roles", lambda o: "<none>"),
+        AGE,
+        Column("Version", lambda o: str(_get(o, "status", "nodeInfo", "kubeletVersion") or "")),
+    ),
+    ("apps", "Deployment"): (
+        NAME,
+        Column("Ready", _ready_of),
+        Column("Up-to-date", lambda o: _count(o, "status", "updatedReplicas"), type="integer"),
+        Column("Available", lambda o: _count(o, "status", "availableReplicas"), type="integer"),
+        AGE,
+        *_WIDE_WORKLOAD,
+    ),
+    ("apps", "ReplicaSet"): (
+        NAME,
+        Column("Desired", lambda o: _count(o, "spec", "replicas"), type="integer"),
+        Column("Current", lambda o: _count(o, "status", "replicas"), type="integer"),
+        Column("Ready", lambda o: _count(o, "status", "readyReplicas"), type="integer"),
+        AGE,
+        *_WIDE_WORKLOAD,
+    ),
+    ("apps", "StatefulSet"): (NAME, Column("Ready", _ready_of), AGE, *_WIDE_WORKLOAD[:2]),
+    ("apps", "DaemonSet"): (
+        NAME,
+        Column("Desired", lambda o: _count(o, "status", "desiredNumberScheduled"),
+               type="integer"),
+        Column("Current", lambda o: _count(o, "status", "currentNumberScheduled"),
+               type="integer"),
+        Column("Ready", lambda o: _count(o, "status", "numberReady"), type="integer"),
+        Column("Up-to-date", lambda o: _count(o, "status", "updatedNumberScheduled"),
+               type="integer"),
+        Column("Available", lambda o: _count(o, "status", "numberAvailable"), type="integer"),
+        Column("Node Selector", lambda o: _selector(
+            _get(o, "spec", "template", "spec", "nodeSelector"))),
+        AGE,
+        *_WIDE_WORKLOAD,
+    ),
+    ("batch", "CronJob"): (
+        NAME,
+        Column("Schedule", lambda o: str(_get(o, "spec", "schedule") or "")),
+        Column("Suspend", lambda o: "True" if _get(o, "spec", "suspend") else "False"),
+        Column("Active", lambda o: len(_get(o, "status", "active") or []), type="integer"),
+        Column("Last Schedule", lambda o: _since(_get(o, "status", "lastScheduleTime"))
+               if _get(o, "status", "lastScheduleTime") else "<none>"),
+        AGE,
+    ),
+    ("networking.k8s.io", "Ingress"): (
+        NAME,
+        Column("Class", lambda o: _or_none(_get(o, "spec", "ingressClassName"))),
+        Column("Hosts", _hosts),
+        Column("Address", lambda o: ",".join(
+            str(i.get("ip") or i.get("hostname") or "")
+            for i in _get(o, "status", "loadBalancer", "ingress") or [])),
+        Column("Ports", lambda o: "80, 443" if _get(o, "spec", "tls") else "80"),
+        AGE,
+    ),
+    ("coordination.k8s.io", "Lease"): (
+        NAME, Column("Holder", lambda o: str(_get(o, "spec", "holderIdentity") or "")), AGE),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): (
+        NAME,
+        Column("Created At", lambda o: str(_get(o, "metadata", "creationTimestamp") or ""),
+               format="date"),
+    ),
 }
+
+
+_JSON_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def json_path_cell(path: str) -> Callable[[Obj], Any]:
+    """A cell of a CRD's ``additionalPrinterColumns``: ``.spec.size`` or ``.items[0].name``
+    (other JSONPath expressions, such as filters, give an empty cell)."""
+    steps = [(m.group(1), m.group(2)) for m in _JSON_PATH_STEP.finditer(path)]
+    simple = "".join(f".{k}" if k is not None else f"[{i}]" for k, i in steps) == path
+
+    def cell(obj: Obj) -> Any:
+        if not simple:
+            return None
+        value: Any = obj
+        for key, index in steps:
+            if key is not None:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            else:
+                value = value[int(index)] if isinstance(value, list) and \
+                    int(index) < len(value) else None
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, separators=(",", ":"))
+        return value
+
+    return cell
+
+
+def printer_columns(specs: Sequence[Mapping[str, Any]]) -> tuple[Column, ...]:
+    """The columns of a CRD version's ``additionalPrinterColumns`` (Name first; none given:
+    Name and Age)."""
+    if not specs:
+        return (NAME, AGE)
+    columns = [NAME]
+    for spec in specs:
+        path = str(spec.get("jsonPath") or "")
+        kind = str(spec.get("type") or "string")
+        cell = _age if path == ".metadata.creationTimestamp" and kind == "date" else \
+            json_path_cell(path)
+        columns.append(Column(str(spec.get("name") or ""), cell, type=kind,
+                              priority=int(spec.get("priority") or 0),
+                              format=str(spec.get("format") or "")))
+    return tuple(columns)
 
 
 def wants_table(accept: str) -> bool:
@@ -193,8 +342,11 @@ def wants_table(accept: str) -> bool:
 
 
 def table(group: str, kind: str, objects: Sequence[Obj],
-          metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    columns = COLUMNS.get((group, kind), (NAME, AGE))
+          metadata: Mapping[str, Any] | None = None, *,
+          columns: Sequence[Column] | None = None) -> dict[str, Any]:
+    """A Table of ``objects``: the kind's columns, or ``columns`` (a CRD's)."""
+    if columns is None:
+        columns = COLUMNS.get((group, kind), (NAME, AGE))
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
