@@ -159,8 +159,7 @@ class ControlPlane:
         if self._nodes is not None and resource == rid(self._nodes):
             for waiting, uid in list(self._waiting.items()):  # a node changed: try again
                 self._work[("bind", waiting, uid)] = None
-        if obj is not None:
-            self.workloads.queue_for(resource, key, obj)
+        self.workloads.queue_for(resource, key, current)
         if not self.simulate:
             return
         if self._jobs is not None:

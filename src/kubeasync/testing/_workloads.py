@@ -293,7 +293,14 @@ class Workloads:
         if controller is not None:
             owner = self._owner_kinds.get(str(controller.get("kind")))
             if owner is not None and str(controller.get("apiVersion", "")).startswith("apps/"):
-                self._queue(rid(owner), (key[0], str(controller.get("name"))))
+                owner_key = (key[0], str(controller.get("name")))
+                self._queue(rid(owner), owner_key)
+                # A pod's change matters to its ReplicaSet's Deployment too (Recreate
+                # waits until the old pods are gone, which the ReplicaSet's status
+                # does not show).
+                owner_obj = self.store.get(rid(owner), owner_key)
+                if owner_obj is not None and resource != rid(owner):
+                    self.queue_for(rid(owner), owner_key, owner_obj)
             return
         # An orphan: the controllers of its namespace may adopt it.
         for d in owners:
@@ -451,7 +458,7 @@ class Workloads:
         if not rolling:  # Recreate: every old pod gone before the new ones
             for rs in old:
                 self._scale(rs, 0, deployment)
-            if any(self._live_pods(rs) for rs in old):
+            if any(self._old_pods_running(rs) for rs in old):
                 self._sync_deployment_status(key, self._current_sets(key[0], deployment), new_rs)
                 return
         if new_rs is None:
@@ -481,6 +488,16 @@ class Workloads:
         uid = meta(rs)["uid"]
         return [p for _, p in self.store.sorted_items(rid(self.pods), meta(rs).get("namespace"))
                 if _controller_uid(p) == uid and _active(p)]
+
+    def _old_pods_running(self, rs: Obj) -> bool:
+        """``oldPodsRunning``: Recreate waits for every pod of ``rs``, terminating or not."""
+        assert self.pods is not None
+        uid = meta(rs)["uid"]
+        if (rs.get("status") or {}).get("replicas"):
+            return True
+        return any(_controller_uid(p) == uid and (p.get("status") or {}).get("phase")
+                   not in _TERMINAL
+                   for _, p in self.store.sorted_items(rid(self.pods), meta(rs).get("namespace")))
 
     def _available_of(self, rs: Obj, min_ready: int) -> int:
         """The available pods of ``rs`` that will stay: the pods themselves, not the
