@@ -625,11 +625,12 @@ class Workloads:
             },
             "spec": {
                 "replicas": replicas,
-                "minReadySeconds": _int(spec.get("minReadySeconds"), 0),
                 "selector": selector,
                 "template": template,
             },
         }
+        if _int(spec.get("minReadySeconds"), 0):  # omitempty, as kube writes it
+            body["spec"]["minReadySeconds"] = spec["minReadySeconds"]
         error = self._create(self.replica_sets, namespace, body)
         if error is not None:
             message = f'Failed to create new replica set "{rs_name}": {error.message}'
