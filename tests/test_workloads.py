@@ -340,18 +340,24 @@ async def test_a_paused_deployment_does_not_roll_until_resumed(
 @workloads
 async def test_replica_set_alone(kube: kubeasync.Client) -> None:
     body = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "front"},
-            "spec": {"replicas": 2, "minReadySeconds": 1,
+            "spec": {"replicas": 2, "minReadySeconds": 2,
                      "selector": {"matchLabels": {"app": "front"}},
                      "template": template("front")}}
     rs = await kube.replica_sets.create(body, namespace=NS)
     statuses: list[tuple[int | None, int | None]] = []
 
     async def available() -> Any:
-        current = await kube.replica_sets.get("front", namespace=NS)
-        statuses.append((current.status.ready_replicas, current.status.available_replicas))
-        return current if current.status.available_replicas == 2 else None
+        async for event in kube.replica_sets.watch(namespace=NS):
+            status = event.object.status
+            if status is not None:
+                statuses.append((status.ready_replicas, status.available_replicas))
+                if status.available_replicas == 2:
+                    return event.object
+        return None
 
-    current = await eventually(available, "two available replicas", WAIT)
+    current = await asyncio.wait_for(available(), WAIT)
+    # Ready pods count as available only once Ready for minReadySeconds.
+    assert (2, None) in statuses
     assert (current.status.replicas, current.status.ready_replicas,
             current.status.fully_labeled_replicas, current.status.observed_generation) == (
         2, 2, 2, 1)
@@ -508,12 +514,18 @@ async def test_background_deletion_collects_the_replica_set_and_its_pods(
     kube: kubeasync.Client
 ) -> None:
     await _deployment_with_pods(kube)
+    owner = await kube.deployments.get("web", namespace=NS)
+    # Any kind can depend on any other: a ConfigMap owned by the Deployment goes with it.
+    await kube.config_maps.create({"metadata": {"name": "settings", "ownerReferences": [{
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+        "uid": owner.metadata.uid}]}, "data": {"a": "1"}}, namespace=NS)
     await kube.deployments.delete("web", namespace=NS, propagation_policy="Background")
 
     async def all_gone() -> bool:
         return not ((await kube.deployments.list(namespace=NS)).items
                     or (await kube.replica_sets.list(namespace=NS)).items
-                    or (await kube.pods.list(namespace=NS)).items)
+                    or (await kube.pods.list(namespace=NS)).items
+                    or (await kube.config_maps.list(namespace=NS)).items)
 
     await eventually(all_gone, "deployment, replica set and pods gone", WAIT)
 

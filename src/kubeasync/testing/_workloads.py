@@ -330,10 +330,11 @@ class Workloads:
                subresource: str | None = None) -> None:
         self.plane._mutate(resource, key, change, subresource=subresource, manager=MANAGER)
 
-    def _children(self, d: Any, namespace: str, owner: Obj) -> list[Obj]:
+    def _children(self, d: Any, namespace: str, owner: Obj,
+                  member: Callable[[Obj], bool] | None = None) -> list[Obj]:
         """The objects of ``d`` that ``owner`` controls, after adopting the orphans its
-        selector matches and releasing the ones it no longer matches (as kube's
-        ControllerRefManager)."""
+        selector matches (and ``member`` accepts) and releasing the ones it no longer
+        matches (as kube's ControllerRefManager)."""
         uid = str(meta(owner).get("uid"))
         selector = (owner.get("spec") or {}).get("selector")
         owner_alive = not meta(owner).get("deletionTimestamp")
@@ -348,7 +349,8 @@ class Workloads:
                     continue
                 children.append(child)
             elif controller is None and owner_alive and selector_matches(selector, labels) \
-                    and not meta(child).get("deletionTimestamp"):
+                    and not meta(child).get("deletionTimestamp") \
+                    and (member is None or member(child)):
                 self._write(rid(d), key, functools.partial(_adopt, ref=_owner_ref(owner)))
                 adopted = self.store.get(rid(d), key)
                 if adopted is not None:
@@ -398,11 +400,11 @@ class Workloads:
         available = [p for p in ready if _available(p, min_ready, now)]
         fully_labeled = [p for p in pods if all((meta(p).get("labels") or {}).get(k) == v
                                                  for k, v in template_labels.items())]
-        if len(available) < len(ready):
-            waits = [min_ready - (now - since).total_seconds()
-                     for p in ready if (since := _ready_since(p)) is not None]
-            self._queue_later(resource, key, max(0.0, min(w for w in waits if w > 0)
-                                                 if any(w > 0 for w in waits) else 0.0) + 0.01)
+        waiting = [since for p in ready if not _available(p, min_ready, now)
+                   and (since := _ready_since(p)) is not None]
+        if waiting:  # look again when the first of them has been Ready long enough
+            first = min(min_ready - (now - since).total_seconds() for since in waiting)
+            self._queue_later(resource, key, max(0.0, first) + 0.01)
         generation = meta(rs).get("generation")
 
         def write(o: Obj) -> None:
@@ -785,16 +787,19 @@ class Workloads:
         status = sts.get("status") or {}
         update_revision = self._revision_for(sts)
         current_revision = status.get("currentRevision") or update_revision
-        pods = {}
-        for pod in self._children(self.pods, key[0], sts):
-            ordinal = _ordinal(name, str(meta(pod)["name"]))
-            if ordinal is not None:
-                pods[ordinal] = pod
+
+        def member(pod: Obj) -> bool:  # isMemberOf: only <set>-<ordinal> is adopted
+            return _ordinal(name, str(meta(pod)["name"])) is not None
+
+        def owned() -> dict[int, Obj]:
+            return {o: p for p in self._children(self.pods, key[0], sts, member)
+                    if (o := _ordinal(name, str(meta(p)["name"]))) is not None}
+
+        pods = owned()
         if not meta(sts).get("deletionTimestamp"):
             self._manage_stateful_pods(sts, pods, replicas, ordered, rolling, partition,
                                        current_revision, update_revision)
-        pods = {o: p for p in self._children(self.pods, key[0], sts)
-                if (o := _ordinal(name, str(meta(p)["name"]))) is not None}
+        pods = owned()
         live = [p for p in pods.values() if (p.get("status") or {}).get("phase") not in _TERMINAL]
 
         def revision_of(pod: Obj) -> str | None:
