@@ -12,17 +12,20 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import kubeasync
+from examples.website_controller import WEBSITES, WebsiteController
 from kubeasync import conditions
 from kubeasync.kinds import (
     APPS_V1_CONTROLLER_REVISIONS,
     APPS_V1_DEPLOYMENTS,
     APPS_V1_REPLICA_SETS,
     APPS_V1_STATEFUL_SETS,
+    EVENTS_V1_EVENTS,
 )
 from kubeasync.models import Pod
 from kubeasync.testing import SERVED_RESOURCES, FakeApiServer, Timings
@@ -583,3 +586,74 @@ async def test_without_apps_kinds_served_no_workload_controller_runs() -> None:
         assert server.control_plane.workloads.deployments is None
         assert server.control_plane.workloads.replica_sets is None
         assert server.control_plane.workloads.stateful_sets is None
+
+
+@workloads
+async def test_a_pod_the_server_refuses_is_reported_as_replica_failure(
+    kube: kubeasync.Client
+) -> None:
+    body = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "broken"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "broken"}},
+                     "template": {"metadata": {"labels": {"app": "broken"}},
+                                  "spec": {"containers": []}}}}
+    await kube.replica_sets.create(body, namespace=NS)
+
+    def failed(rs: Any) -> bool:
+        return any(c.type == "ReplicaFailure" and c.reason == "FailedCreate"
+                   for c in (rs.status.conditions if rs.status else None) or [])
+
+    rs = await kube.replica_sets.wait_for("broken", failed, namespace=NS, timeout=WAIT)
+    (condition,) = rs.status.conditions
+    assert condition.status == "True" and "spec.containers" in condition.message
+    assert rs.status.replicas == 0
+    assert not (await kube.pods.list(namespace=NS)).items
+
+
+# ------------------------------------------------------------------ the examples
+
+@workloads
+async def test_the_apply_manifest_example_sees_its_deployment_become_available(
+    kube: kubeasync.Client
+) -> None:
+    from examples.apply_manifest import apply_and_wait
+
+    manifest = kubeasync.load_all_yaml(
+        (Path(__file__).parent.parent / "examples" / "manifests" / "web.yaml").read_text())
+    lines: list[str] = []
+    (web,) = await apply_and_wait(kube, manifest, field_manager="demo", timeout=WAIT,
+                                  say=lines.append)
+    assert web.status is not None and web.status.available_replicas == 2
+    assert lines[-1] == "deployment web-demo/web: available (2/2)"
+
+
+@pytest.mark.fake_apiserver(simulate=True, timings=FAST, resources=(
+    *APPS, EVENTS_V1_EVENTS, WEBSITES))
+async def test_the_website_controller_example_gets_availability_from_the_controllers(
+    kube: kubeasync.Client, fake_apiserver: FakeApiServer
+) -> None:
+    # The Website kind is served from the start: the example installs no CRD.
+    controller = WebsiteController(kube, workers=2)
+    running = asyncio.ensure_future(controller.run())
+    try:
+        await kube.resource(WEBSITES).create(
+            {"metadata": {"name": "blog"}, "spec": {"image": "nginx:1.25", "replicas": 2}},
+            namespace=NS)
+
+        def available() -> dict[str, Any] | None:
+            site = fake_apiserver.get_object(WEBSITES, "blog")
+            status = (site or {}).get("status") or {}
+            return site if status.get("availableReplicas") == 2 else None
+
+        site = await eventually(available, "the Website's Deployment available", WAIT)
+        assert site["status"]["conditions"][0]["status"] == "True"
+        await kube.resource(WEBSITES).delete("blog", namespace=NS)
+
+        async def all_gone() -> bool:
+            return not (fake_apiserver.get_object(WEBSITES, "blog")
+                        or (await kube.replica_sets.list(namespace=NS)).items
+                        or (await kube.pods.list(namespace=NS)).items)
+
+        await eventually(all_gone, "the Website, its ReplicaSet and pods gone", WAIT)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

@@ -17,7 +17,12 @@ from typing import Any
 
 import kubeasync
 from kubeasync import custom_resource
-from kubeasync.kinds import APPS_V1_DEPLOYMENTS, APPS_V1_REPLICA_SETS
+from kubeasync.kinds import (
+    APPS_V1_CONTROLLER_REVISIONS,
+    APPS_V1_DEPLOYMENTS,
+    APPS_V1_REPLICA_SETS,
+    APPS_V1_STATEFUL_SETS,
+)
 from kubeasync.testing import SERVED_RESOURCES, FakeApiServer
 from tests.helpers.fidelity import shape
 from tests.helpers.waiting import eventually
@@ -175,4 +180,139 @@ async def test_a_rolling_update_on_the_real_server_and_the_fake_agree(node: Node
     assert real["conditions"] == [["Available", "True", "MinimumReplicasAvailable"],
                                   ["Progressing", "True", "NewReplicaSetAvailable"]]
     assert [rs[2] for rs in real["replica sets"]] == [0, REPLICAS]
+    assert fake == real
+
+
+# ------------------------------------------------------------------ StatefulSets
+
+STATEFUL_SETS = custom_resource(group="apps", version="v1", kind="StatefulSet",
+                                plural="statefulsets", subresources=("status", "scale"))
+REVISIONS = custom_resource(group="apps", version="v1", kind="ControllerRevision",
+                            plural="controllerrevisions")
+CLAIMS = custom_resource(group="", version="v1", kind="PersistentVolumeClaim",
+                         plural="persistentvolumeclaims", subresources=("status",))
+STATEFUL_RESOURCES = (*SERVED_RESOURCES, APPS_V1_STATEFUL_SETS, APPS_V1_CONTROLLER_REVISIONS)
+REVISION_NAME = "[bcdfghjklmnpqrstvwxz2456789]{6,10}"
+
+
+def _stateful_set(name: str, replicas: int, pod_spec: dict[str, Any],
+                  **spec: Any) -> dict[str, Any]:
+    labels = {"app": name}
+    return {"metadata": {"name": name},
+            "spec": {"replicas": replicas, "serviceName": name,
+                     "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}],
+                                           "terminationGracePeriodSeconds": 1, **pod_spec}},
+                     **spec}}
+
+
+def _stateful_status(sts: dict[str, Any]) -> dict[str, Any]:
+    status = sts["status"]
+    return {"shape": sorted(shape(status)),
+            "counts": {k: v for k, v in status.items() if k.endswith("eplicas")},
+            "revisions named": [bool(re.fullmatch(rf"{sts['metadata']['name']}-{REVISION_NAME}",
+                                                  status[k]))
+                                for k in ("currentRevision", "updateRevision")],
+            "current is update": status["currentRevision"] == status["updateRevision"]}
+
+
+async def _stateful_rollout(kube: kubeasync.Client, namespace: str,
+                            pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """Three ordered pods, then a template change rolled from the highest ordinal."""
+    api = kube.resource(STATEFUL_SETS)
+    order: list[str] = []
+
+    def deleted_in_order(pods: dict[str, dict[str, Any]]) -> None:
+        for name, pod in pods.items():
+            if pod["metadata"].get("deletionTimestamp") and name not in order:
+                order.append(name)
+
+    async def settled(generation: int) -> Any:
+        sts = await api.get("db", namespace=namespace)
+        status = sts.get("status") or {}
+        done = (status.get("observedGeneration") == generation
+                and status.get("readyReplicas") == 3 and status.get("updatedReplicas") == 3
+                and status.get("currentRevision") == status.get("updateRevision"))
+        return sts if done else None
+
+    await api.create(_stateful_set("db", 3, pod_spec), namespace=namespace)
+    first = await eventually(lambda: settled(1), "three ready pods", WAIT)
+    async with _bounded(kube, namespace, deleted_in_order):
+        await api.patch("db", {"spec": {"template": {"metadata": {"labels": {"v": "2"}}}}},
+                        namespace=namespace, patch_type=kubeasync.PatchType.MERGE)
+        second = await eventually(lambda: settled(2), "the rolling update", WAIT)
+    pods = (await kube.resource(PODS).list(namespace=namespace))["items"]
+    revisions = (await kube.resource(REVISIONS).list(namespace=namespace))["items"]
+    await api.delete("db", namespace=namespace)
+    return {
+        "first": _stateful_status(first),
+        "second": _stateful_status(second),
+        "changed revision": first["status"]["updateRevision"]
+        != second["status"]["updateRevision"],
+        "deleted in order": order,
+        "pods": sorted((p["metadata"]["name"], sorted(p["metadata"]["labels"]),
+                        p["metadata"]["labels"]["controller-revision-hash"]
+                        == second["status"]["updateRevision"],
+                        p["spec"].get("hostname"), p["spec"].get("subdomain"))
+                       for p in pods),
+        "revisions": sorted((r["revision"], bool(re.fullmatch(rf"db-{REVISION_NAME}",
+                                                            r["metadata"]["name"])),
+                             [(o["kind"], o["controller"]) for o in
+                              r["metadata"]["ownerReferences"]])
+                            for r in revisions),
+    }
+
+
+async def test_a_stateful_set_on_the_real_server_and_the_fake_agree(node: Node) -> None:
+    real = await _stateful_rollout(node.kube, node.namespace, {"nodeSelector": node.selector})
+    async with FakeApiServer(simulate=True, timings=TIMINGS,
+                             resources=STATEFUL_RESOURCES) as server, \
+            kubeasync.Client(server.config()) as kube:
+        fake = await _stateful_rollout(kube, "default", {})
+        assert server.errors == []
+    assert real["deleted in order"] == ["db-2", "db-1", "db-0"]
+    assert real["second"]["counts"] == {"replicas": 3, "readyReplicas": 3,
+                                        "currentReplicas": 3, "updatedReplicas": 3}
+    assert fake == real
+
+
+async def _claims(kube: kubeasync.Client, namespace: str) -> dict[str, Any]:
+    """Claim templates: the PVCs and the pod's volume (the pod stays Pending: no
+    scheduler takes it, so ordered creation stops at the first)."""
+    claim = {"metadata": {"name": "data", "labels": {"disk": "fast"}},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "1Gi"}}}}
+    api = kube.resource(STATEFUL_SETS)
+    await api.create(_stateful_set("vol", 2, {"schedulerName": "nobody"},
+                                   volumeClaimTemplates=[claim]), namespace=namespace)
+
+    async def observed() -> Any:
+        sts = await api.get("vol", namespace=namespace)
+        status = sts.get("status") or {}
+        return sts if status.get("observedGeneration") == 1 and status.get("replicas") else None
+
+    sts = await eventually(observed, "the first pod", WAIT)
+    claims = (await kube.resource(CLAIMS).list(namespace=namespace))["items"]
+    pods = (await kube.resource(PODS).list(namespace=namespace))["items"]
+    await api.delete("vol", namespace=namespace)
+    return {
+        "status": {k: v for k, v in sts["status"].items() if k.endswith("eplicas")},
+        "claims": [(c["metadata"]["name"], c["metadata"]["labels"],
+                    c["metadata"].get("ownerReferences")) for c in claims],
+        "pods": [(p["metadata"]["name"],
+                  [v for v in p["spec"]["volumes"] if "persistentVolumeClaim" in v])
+                 for p in pods],
+    }
+
+
+async def test_stateful_set_claims_on_the_real_server_and_the_fake_agree(
+    real_kube: kubeasync.Client, namespace: str
+) -> None:
+    real = await _claims(real_kube, namespace)
+    async with FakeApiServer(resources=STATEFUL_RESOURCES) as server, \
+            kubeasync.Client(server.config()) as kube:
+        fake = await _claims(kube, "default")
+        assert server.errors == []
+    assert real["claims"] == [("data-vol-0", {"app": "vol", "disk": "fast"}, None)]
     assert fake == real

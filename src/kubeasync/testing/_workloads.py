@@ -415,11 +415,13 @@ class Workloads:
             _set_status(status, "availableReplicas", len(available))
             if isinstance(generation, int):
                 status["observedGeneration"] = generation
-            others = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+            conditions = status.get("conditions") or []
+            previous = next((c for c in conditions if c.get("type") == "ReplicaFailure"), {})
+            others = [c for c in conditions if c.get("type") != "ReplicaFailure"]
             if failure is not None:
-                reason = "FailedCreate"
                 others.append({"type": "ReplicaFailure", "status": "True",
-                               "lastTransitionTime": _timestamp(), "reason": reason,
+                               "lastTransitionTime": previous.get("lastTransitionTime")
+                               or _timestamp(), "reason": "FailedCreate",
                                "message": failure.message})
             if others:
                 status["conditions"] = others
