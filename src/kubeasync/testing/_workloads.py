@@ -416,7 +416,8 @@ class Workloads:
             if isinstance(generation, int):
                 status["observedGeneration"] = generation
             conditions = status.get("conditions") or []
-            previous = next((c for c in conditions if c.get("type") == "ReplicaFailure"), {})
+            previous: Obj = next((c for c in conditions if c.get("type") == "ReplicaFailure"),
+                                 {})
             others = [c for c in conditions if c.get("type") != "ReplicaFailure"]
             if failure is not None:
                 others.append({"type": "ReplicaFailure", "status": "True",
@@ -824,6 +825,7 @@ class Workloads:
             _set_status(new, "updatedReplicas", updated)
             new["currentRevision"] = current_revision
             new["updateRevision"] = update_revision
+            new.setdefault("collisionCount", 0)  # kube writes it, zero or not
 
         self._write(resource, key, write, "status")
 
@@ -887,7 +889,8 @@ class Workloads:
         collisions = (sts.get("status") or {}).get("collisionCount")
         data = {"spec": {"template": {**clone(spec.get("template") or {}),
                                       "$patch": "replace"}}}
-        name = f"{meta(sts)['name']}-{_hash(data, collisions if isinstance(collisions, int) else None)}"
+        # kube hashes a StatefulSet's revisions with its collision count, 0 when none.
+        name = f"{meta(sts)['name']}-{_hash(data, collisions if isinstance(collisions, int) else 0)}"
         if self.revisions is not None:
             namespace = str(meta(sts).get("namespace") or "")
             if self.registry.find(self.revisions, namespace, name) is None:
