@@ -311,6 +311,26 @@ async def test_revision_history_limit_deletes_the_oldest_replica_sets(
 
 
 @workloads
+async def test_a_template_changed_back_reuses_its_replica_set_with_the_next_revision(
+    kube: kubeasync.Client
+) -> None:
+    await kube.deployments.create(deployment("web", 1), namespace=NS)
+    await rolled_out(kube, "web", 1)
+    first = (await kube.replica_sets.list(namespace=NS)).items[0]
+    for labels in ({"version": "2"}, {"version": None}):  # change, then undo
+        await kube.deployments.patch("web", {"spec": {"template": {"metadata": {
+            "labels": labels}}}}, namespace=NS, patch_type=kubeasync.PatchType.MERGE)
+        await rolled_out(kube, "web", 1)
+    sets = {rs.metadata.name: rs for rs in (await kube.replica_sets.list(namespace=NS)).items}
+    assert len(sets) == 2
+    again = sets[first.metadata.name]
+    assert again.metadata.uid == first.metadata.uid and again.spec.replicas == 1
+    assert again.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    d = await kube.deployments.get("web", namespace=NS)
+    assert d.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+
+
+@workloads
 async def test_a_paused_deployment_does_not_roll_until_resumed(
     kube: kubeasync.Client
 ) -> None:
