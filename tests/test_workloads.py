@@ -331,6 +331,25 @@ async def test_a_template_changed_back_reuses_its_replica_set_with_the_next_revi
 
 
 @workloads
+async def test_a_rollout_without_progress_exceeds_its_deadline(kube: kubeasync.Client) -> None:
+    body = deployment("stuck", 2, progressDeadlineSeconds=1)
+    body["spec"]["template"]["spec"]["schedulerName"] = "nobody"  # its pods never run
+    await kube.deployments.create(body, namespace=NS)
+
+    def timed_out(d: Any) -> bool:
+        return any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded"
+                   for c in (d.status.conditions if d.status else None) or [])
+
+    d = await kube.deployments.wait_for("stuck", timed_out, namespace=NS, timeout=WAIT)
+    progressing = next(c for c in d.status.conditions if c.type == "Progressing")
+    rs = (await kube.replica_sets.list(namespace=NS)).items[0]
+    assert progressing.status == "False"
+    assert progressing.message == f'ReplicaSet "{rs.metadata.name}" has timed out progressing.'
+    assert (d.status.replicas, d.status.unavailable_replicas) == (2, 2)
+    assert not conditions.deployment_available(d)
+
+
+@workloads
 async def test_a_paused_deployment_does_not_roll_until_resumed(
     kube: kubeasync.Client
 ) -> None:

@@ -17,9 +17,8 @@ and Ready where a kubelet runs them (the embedded server's simulated node, or a
 
 Known simplifications: the pod-template-hash is a stable FNV-32a hash of the template's
 JSON, not of Go's in-memory struct as kube hashes it (so names differ from a real
-cluster's for the same template, in the same format); ``progressDeadlineSeconds`` never
-times out; a paused Deployment is scaled without kube's proportional scaling across
-several active ReplicaSets.
+cluster's for the same template, in the same format); a Deployment scaled or paused in
+the middle of a rollout is not scaled proportionally across its active ReplicaSets.
 """
 
 from __future__ import annotations
@@ -166,6 +165,17 @@ def _ready_since(pod: Obj) -> datetime | None:
     return None
 
 
+def _seconds_since(stamp: Any) -> float:
+    """Seconds since a condition's timestamp (0 for a missing or unreadable one)."""
+    if not isinstance(stamp, str):
+        return 0.0
+    try:
+        when = parse_time(stamp)
+    except ValueError:
+        return 0.0
+    return (_now() - when).total_seconds() if when is not None else 0.0
+
+
 def _available(pod: Obj, min_ready: int, now: datetime) -> bool:
     since = _ready_since(pod)
     if since is None:
@@ -274,6 +284,7 @@ class Workloads:
             self._syncs[rid(self.stateful_sets)] = self._sync_stateful_set
         self._owner_kinds = {"ReplicaSet": self.replica_sets, "Deployment": self.deployments,
                              "StatefulSet": self.stateful_sets}
+        self._timers: dict[tuple[str, Key], float] = {}
 
     # ------------------------------------------------------------ work
 
@@ -312,8 +323,18 @@ class Workloads:
         self.plane._work[("workload", resource, key)] = None
 
     def _queue_later(self, resource: str, key: Key, delay: float) -> None:
+        """Sync again after ``delay`` seconds (one timer per object: the earliest)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        pending = self._timers.get((resource, key))
+        if pending is not None and pending <= due:
+            return
+        self._timers[(resource, key)] = due
+
         async def later() -> None:
             await asyncio.sleep(delay)
+            if self._timers.get((resource, key)) == due:
+                del self._timers[(resource, key)]
             self._queue(resource, key)
             self.plane._schedule()
 
@@ -719,6 +740,9 @@ class Workloads:
         if _strategy(deployment) != "RollingUpdate" or replicas == 0:
             max_unavailable = 0
         paused = bool(spec.get("paused"))
+        deadline_seconds = spec.get("progressDeadlineSeconds", 600)
+        deadline = (deadline_seconds if isinstance(deadline_seconds, int)
+                    and deadline_seconds != 2**31 - 1 else None)  # MaxInt32: no deadline
         new_name = meta(new_rs)["name"] if new_rs else ""
         complete = (updated == replicas and counts["replicas"] == replicas
                     and available == replicas)
@@ -769,8 +793,22 @@ class Workloads:
                     condition["lastTransitionTime"] = current.get("lastTransitionTime")
                 status["conditions"] = [c for c in status.get("conditions") or []
                                         if c.get("type") != "Progressing"] + [condition]
+            elif deadline is not None and current is not None \
+                    and reason not in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded") \
+                    and _seconds_since(current.get("lastUpdateTime")) > deadline:
+                _set_condition(status, _condition(
+                    "Progressing", "False", "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{new_name}" has timed out progressing.'))
 
         self._write(rid(self.deployments), key, write, "status")
+        # A rollout that stops making progress times out: look again at its deadline.
+        written = self.store.get(rid(self.deployments), key)
+        progress = next((c for c in ((written or {}).get("status") or {}).get("conditions")
+                         or [] if c.get("type") == "Progressing"), None)
+        if deadline is not None and not paused and progress is not None and progress.get(
+                "reason") not in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded"):
+            left = deadline - _seconds_since(progress.get("lastUpdateTime"))
+            self._queue_later(rid(self.deployments), key, max(0.0, left) + 0.05)
 
     # ------------------------------------------------------------ StatefulSet
 
