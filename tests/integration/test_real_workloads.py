@@ -316,3 +316,40 @@ async def test_stateful_set_claims_on_the_real_server_and_the_fake_agree(
         assert server.errors == []
     assert real["claims"] == [("data-vol-0", {"app": "vol", "disk": "fast"}, None)]
     assert fake == real
+
+
+async def _stuck(kube: kubeasync.Client, namespace: str) -> dict[str, Any]:
+    """A rollout whose pods never run (no scheduler takes them) passes its deadline."""
+    body = _deployment({"schedulerName": "nobody"})
+    body["metadata"]["name"] = "stuck"
+    body["spec"]["progressDeadlineSeconds"] = 2
+    deployments = kube.resource(DEPLOYMENTS)
+    await deployments.create(body, namespace=namespace)
+
+    async def timed_out() -> Any:
+        d = await deployments.get("stuck", namespace=namespace)
+        reasons = [c["reason"] for c in (d.get("status") or {}).get("conditions") or []]
+        return d if "ProgressDeadlineExceeded" in reasons else None
+
+    d = await eventually(timed_out, "ProgressDeadlineExceeded", WAIT)
+    await deployments.delete("stuck", namespace=namespace)
+    status = d["status"]
+    return {"conditions": [[c["type"], c["status"], c["reason"],
+                            re.sub(rf"stuck-{REVISION_NAME}", "stuck-<hash>", c["message"])]
+                           for c in status["conditions"]],
+            "counts": {k: v for k, v in status.items() if k.endswith("eplicas")}}
+
+
+async def test_a_stuck_rollout_times_out_on_the_real_server_and_the_fake_alike(
+    real_kube: kubeasync.Client, namespace: str
+) -> None:
+    real = await _stuck(real_kube, namespace)
+    async with FakeApiServer(resources=(*SERVED_RESOURCES, APPS_V1_DEPLOYMENTS,
+                                        APPS_V1_REPLICA_SETS)) as server, \
+            kubeasync.Client(server.config()) as kube:
+        fake = await _stuck(kube, "default")
+        assert server.errors == []
+    assert real["conditions"][-1] == [
+        "Progressing", "False", "ProgressDeadlineExceeded",
+        'ReplicaSet "stuck-<hash>" has timed out progressing.']
+    assert fake == real
