@@ -25,6 +25,13 @@ async def test_fake_and_real_server_agree_on_the_scenario(real_kubeconfig: str) 
     assert real["pod-create-no-containers"]["causes"] == ["spec.containers"]
     assert "metadata.remainingItemCount" in real["pvc-list-page-1"]["shape"]
     assert [e[0] for e in real["cm-watch-from-rv"]["events"]][-2:] == ["DELETED", "ADDED"]
+    # The real controller-manager made a ReplicaSet named <deployment>-<pod-template-hash>
+    # and its pods, and concluded what the fake concludes.
+    assert real["deploy-replica-sets"]["names"] == ["web-d-<hash>"]
+    assert real["deploy-pods"]["names"] == ["web-d-<hash>-*"] * 2
+    assert real["deploy-status"]["conditions"] == [
+        ["Available", "False", "MinimumReplicasUnavailable"],
+        ["Progressing", "True", "ReplicaSetUpdated"]]
     for step_id in KNOWN_STEPS:
         assert fidelity.compare(real[step_id], fake[step_id]), (
             f"{step_id} now agrees: drop it from KNOWN_STEPS")

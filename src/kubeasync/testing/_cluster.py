@@ -11,6 +11,9 @@ Always on, because a cluster without them behaves in ways no test wants to model
   one first, through the same path as ``POST pods/{name}/binding``. Without a Ready Node
   pods stay Pending, with nothing written.
 
+- the workload controllers (:mod:`._workloads`): ReplicaSets, Deployments and StatefulSets,
+  each where the server serves the kinds it reads and writes.
+
 With ``simulate=True`` (off by default) there is also a job controller that creates a Job's
 pods and records its progress and completion. The node that runs pods is not here: it is a
 :class:`~kubeasync.testing.VirtualKubelet`, which the server starts beside it and which
@@ -33,6 +36,7 @@ from ._kinds import CONTROLLER_FINALIZERS
 from ._registry import Registry, meta, rid
 from ._status import StatusError
 from ._store import Event, Key, Obj
+from ._workloads import Workloads
 from .kubelet.logs import LogBook
 from .kubelet.pods import Timings
 
@@ -75,6 +79,7 @@ class ControlPlane:
         self._running = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.errors: list[BaseException] = []
+        self.workloads = Workloads(self)
         self.store.subscribe(self._on_event)
 
     def _find(self, group: str, kind: str) -> Descriptor | None:
@@ -154,6 +159,7 @@ class ControlPlane:
         if self._nodes is not None and resource == rid(self._nodes):
             for waiting, uid in list(self._waiting.items()):  # a node changed: try again
                 self._work[("bind", waiting, uid)] = None
+        self.workloads.queue_for(resource, key, current)
         if not self.simulate:
             return
         if self._jobs is not None:
@@ -197,6 +203,8 @@ class ControlPlane:
             self._sync_job(item[1])
         elif item[0] == "bind":
             self._bind(item[1], item[2])
+        elif item[0] == "workload":
+            self.workloads.sync(item[1], item[2])
 
     # ------------------------------------------------------------ garbage collection
 
@@ -220,6 +228,17 @@ class ControlPlane:
         return [dep for dep in list(self._dependents.get(uid, ()))
                 if self.store.get(*dep) is not None]
 
+    def _blocking_dependents(self, uid: str) -> list[tuple[str, Key]]:
+        """The dependents an owner deleted in the foreground waits for: those whose
+        reference to it has ``blockOwnerDeletion``."""
+        blocking = []
+        for dep in self._live_dependents(uid):
+            obj = self.store.get(*dep)
+            if obj is not None and any(str(r.get("uid")) == uid and r.get("blockOwnerDeletion")
+                                       for r in meta(obj).get("ownerReferences") or []):
+                blocking.append(dep)
+        return blocking
+
     def _finalize(self, resource: str, key: Key) -> None:
         obj = self.store.get(resource, key)
         if obj is None or not meta(obj).get("deletionTimestamp"):
@@ -231,12 +250,15 @@ class ControlPlane:
                 self._mutate(*dep, lambda o: _drop_owner(o, uid), manager="kube-controller-manager")
             finalizers.remove("orphan")
         if "foregroundDeletion" in finalizers:
-            remaining = self._live_dependents(uid)
-            for dep in remaining:
+            for dep in self._live_dependents(uid):
                 dep_obj = self.store.get(*dep)
                 if dep_obj is not None and not meta(dep_obj).get("deletionTimestamp"):
-                    self._delete(*dep)
-            if not self._live_dependents(uid):
+                    # As kube's garbage collector: a dependent with dependents of its own
+                    # goes in the foreground too, so the whole chain waits bottom-up.
+                    dep_uid = str(meta(dep_obj).get("uid"))
+                    policy = "Foreground" if self._live_dependents(dep_uid) else "Background"
+                    self._delete(*dep, {"propagationPolicy": policy})
+            if not self._blocking_dependents(uid):
                 finalizers.remove("foregroundDeletion")
         finalizers = [f for f in finalizers if f not in CONTROLLER_FINALIZERS]
         if finalizers != list(meta(obj).get("finalizers") or []):
