@@ -364,8 +364,9 @@ class Informer(Generic[T]):
         watcher = run.watcher
         try:
             while True:
-                batch = await watcher.next_batch()
-                self._apply(run, batch)
+                # Not kept in a local: a resync's batch holds every object decoded, and
+                # this frame lives on while it waits for the next one.
+                self._apply(run, await watcher.next_batch())
                 if not run.synced:
                     run.synced = True
                     run.settled.set()

@@ -37,7 +37,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 
 import msgspec
 
-from ..core.codec import decoder_for
+from ..core.codec import decoder_for, gc_paused
 from ..core.objects import Accessor, Key
 from ..core.selectors import LabelSelector
 from ..streams.events import DeletedEvent, Event
@@ -214,14 +214,17 @@ class Store(Generic[T]):
         if keys is None:
             keys = packed
         out: builtins.list[T] = []
-        for key in keys:
-            obj = cache.get(key)
-            if obj is None:
-                data = packed.get(key)
-                if data is None:
-                    continue
-                obj = self._unpack(data)
-            out.append(obj)
+        # Decoding many objects allocates many: the GC's passes over them would cost more
+        # than the decoding (see kubeasync.core.codec).
+        with gc_paused():
+            for key in keys:
+                obj = cache.get(key)
+                if obj is None:
+                    data = packed.get(key)
+                    if data is None:
+                        continue
+                    obj = self._unpack(data)
+                out.append(obj)
         return out
 
     def select(self, selector: LabelSelector | None, namespace: str | None = None,
