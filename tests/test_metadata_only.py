@@ -24,7 +24,6 @@ from kubeasync.kinds import PODS
 from kubeasync.models import PartialObjectMetadata, PartialObjectMetadataList, Pod, PodList
 from kubeasync.testing import FakeApiServer
 from kubeasync.transport.policy import NO_RETRY
-
 from tests.conftest import Lines
 
 PODS_PATH = "/api/v1/namespaces/default/pods"
