@@ -61,6 +61,7 @@ _WBITS = -14
 _MEM_LEVEL = 5
 _LEVEL = 1
 _NO_LABELS: Mapping[str, str] = {}
+_GC_PAUSE_BATCH = 256
 
 _encode = msgspec.json.Encoder().encode
 
@@ -284,6 +285,14 @@ class Store(Generic[T]):
     def apply(self, batch: builtins.list[Event[T]]) -> builtins.list[Change[T]]:
         """Apply one batch of events; return the changes, in order. Synchronous on
         purpose: nothing else runs until the whole batch is applied."""
+        if len(batch) < _GC_PAUSE_BATCH:
+            return self._apply(batch)
+        # A resync's batch holds every object decoded: the GC's passes over them would
+        # cost more than encoding them.
+        with gc_paused():
+            return self._apply(batch)
+
+    def _apply(self, batch: builtins.list[Event[T]]) -> builtins.list[Change[T]]:
         packed = self._packed
         indexes = self.indexes.values()
         key_of = self._access.key
