@@ -109,6 +109,10 @@ def test_selectors_and_namespaces_match_what_a_full_scan_would() -> None:
                 if selector.matches(p.metadata.labels)
                 and namespace in (None, p.metadata.namespace))
             assert sorted(s.select(selector, namespace)) == expected, (text, namespace)
+    # In the order the objects were stored, as a scan of the store would give them.
+    web = parse_label_selector("app=web")
+    assert s.select(web) == [(p.metadata.namespace or "", p.metadata.name or "")
+                             for p in pods if web.matches(p.metadata.labels)]
     # Objects that share a label set share one dict.
     first, second = s.labels_of(("ns0", "p2")), s.labels_of(("ns0", "p14"))
     assert first == second == {"app": "web", "tier": "2"} and first is second

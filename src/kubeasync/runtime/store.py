@@ -135,13 +135,14 @@ class Index(Generic[T]):
 
 
 class _LabelGroup:
-    """The keys of the objects that carry one label set, and that set (shared)."""
+    """The keys of the objects that carry one label set (in the order they were stored),
+    and that set (shared)."""
 
     __slots__ = ("keys", "labels")
 
     def __init__(self, labels: Mapping[str, str]) -> None:
         self.labels = labels
-        self.keys: set[Key] = set()
+        self.keys: dict[Key, None] = {}
 
 
 class _Codec:
@@ -234,8 +235,14 @@ class Store(Generic[T]):
         if selector is None:
             keys: Iterable[Key] = self._packed
         else:
-            keys = [key for group in self._groups.values() if selector.matches(group.labels)
-                    for key in group.keys]
+            matched = [group for group in self._groups.values()
+                       if selector.matches(group.labels)]
+            if len(matched) == 1:
+                keys = matched[0].keys
+            else:
+                # In the order the objects were stored, as a scan of the store would be.
+                shared = {id(group.labels) for group in matched}
+                keys = [key for key, labels in self._labels.items() if id(labels) in shared]
         if namespace is None:
             return builtins.list(keys)
         return [key for key in keys if key[0] == namespace]
@@ -348,7 +355,7 @@ class Store(Generic[T]):
         self._cache.pop(key, None)
         labels = self._labels.pop(key)
         group = self._groups[id(labels)]
-        group.keys.discard(key)
+        del group.keys[key]
         if not group.keys:
             del self._groups[id(labels)]
             del self._label_sets[frozenset(labels.items())]
@@ -359,7 +366,7 @@ class Store(Generic[T]):
             if previous == labels:
                 return
             group = self._groups[id(previous)]
-            group.keys.discard(key)
+            del group.keys[key]
             if not group.keys:
                 del self._groups[id(previous)]
                 del self._label_sets[frozenset(previous.items())]
@@ -371,7 +378,7 @@ class Store(Generic[T]):
                                                 for k, v in labels.items()}
             self._groups[id(shared)] = _LabelGroup(shared)
         self._labels[key] = shared
-        self._groups[id(shared)].keys.add(key)
+        self._groups[id(shared)].keys[key] = None
 
 
 def _intern(value: str) -> str:
