@@ -113,7 +113,8 @@ class KindDecoder(Generic[T]):
             kind, api_version = envelope.kind, envelope.apiVersion
         if kind == self.kind and (api_version is None or api_version == self.api_version):
             return
-        if kind == self.partial_kind and api_version in (None, METADATA_API_VERSION):
+        if (self.partial_kind is not None and kind == self.partial_kind
+                and api_version in (None, METADATA_API_VERSION)):
             return
         if not isinstance(kind, str) or not kind:
             found = "names no kind"
