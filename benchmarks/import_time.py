@@ -14,8 +14,12 @@ round at a time, so that a busy machine slows all of them alike, after one warm-
 that writes the bytecode caches (a user's install has them). A ``--baseline`` checkout (a
 folder holding the ``kubeasync`` package, or a ``src/`` layout; repeatable) is put first on
 ``PYTHONPATH`` for its rows, and each of its runs checks that the baseline's ``kubeasync``
-is the one imported. Then ``python -X importtime -c "import kubeasync"`` shows the modules
-that cost the most (their own time, the median over the rounds).
+is the one imported. With lightkube installed (``pip install -e '.[bench]'``), a second
+table puts each kubeasync statement next to lightkube's equivalent, measured in the same
+rounds: ``import kubeasync`` / ``import lightkube``, the Deployment model of each, and the
+client class of each (what a program that talks to a cluster pays). Then
+``python -X importtime -c "import kubeasync"`` shows the modules that cost the most (their
+own time, the median over the rounds).
 """
 
 from __future__ import annotations
@@ -114,6 +118,15 @@ def _importable(module: str) -> bool:
     return done.returncode == 0
 
 
+# kubeasync's statement -> lightkube's equivalent (the side-by-side table).
+EQUIVALENTS = {
+    "import kubeasync": "import lightkube",
+    "from kubeasync.models.apps_v1 import Deployment":
+        "from lightkube.resources.apps_v1 import Deployment",
+    "from kubeasync import Client": "from lightkube import AsyncClient",
+}
+
+
 def statements(baselines: list[Path]) -> list[Statement]:
     out = [
         Statement("import kubeasync", "import kubeasync"),
@@ -121,6 +134,7 @@ def statements(baselines: list[Path]) -> list[Statement]:
             "from kubeasync.models.apps_v1 import Deployment",
             "from kubeasync.models.apps_v1 import Deployment",
         ),
+        Statement("from kubeasync import Client", "from kubeasync import Client"),
         Statement(
             "import kubeasync + a Deployment decoder",
             "import kubeasync, msgspec\n"
@@ -137,12 +151,9 @@ def statements(baselines: list[Path]) -> list[Statement]:
             "from lightkube.resources.core_v1 import Pod",
             needs="lightkube",
         ),
-        Statement(
-            "lightkube: from lightkube.resources.apps_v1 import Deployment",
-            "from lightkube.resources.apps_v1 import Deployment",
-            needs="lightkube",
-        ),
     ]
+    out += [Statement(f"lightkube: {code}", code, needs="lightkube")
+            for code in EQUIVALENTS.values()]
     return [s for s in out if not s.needs or _importable(s.needs)]
 
 
@@ -185,6 +196,19 @@ def main(argv: list[str] | None = None) -> int:
             f"  {min(w for w, _ in values) * 1000:6.1f}  {cpu[statement] * 1000:7.1f}"
             f"  {min(c for _, c in values) * 1000:6.1f}  {cpu[statement] / cpu[first]:11.2f}x"
         )
+    by_label = {s.label: s for s in todo}
+    pairs = [(by_label[ours], by_label[f"lightkube: {theirs}"])
+             for ours, theirs in EQUIVALENTS.items()
+             if ours in by_label and f"lightkube: {theirs}" in by_label]
+    if pairs:
+        left = max(len(ours.label) for ours, _ in pairs)
+        print(f"\nside by side, cpu ms (median of the same {args.reps} rounds)")
+        print(f"{'kubeasync':<{left}}  {'ms':>6}  {'lightkube':<{left + 3}}  {'ms':>6}"
+              f"  {'ratio':>6}")
+        for ours, theirs in pairs:
+            print(f"{ours.label:<{left}}  {cpu[ours] * 1000:6.1f}"
+                  f"  {theirs.code:<{left + 3}}  {cpu[theirs] * 1000:6.1f}"
+                  f"  {cpu[ours] / cpu[theirs]:5.2f}x")
     own = {m: statistics.median(v) for m, v in breakdown.items()}
     total = sum(own.values())
     print(

@@ -1,7 +1,8 @@
 """Memory of an informer holding 100,000 pods, with and without a transform.
 
-    python benchmarks/informer_memory.py                 # 100,000 pods, about 2 minutes
+    python benchmarks/informer_memory.py                 # 100,000 pods, several minutes
     python benchmarks/informer_memory.py --pods 20000    # quicker
+    python benchmarks/informer_memory.py --metadata-only # also a metadata_only=True informer
 
 Method. A separate *server process* (this script with ``--serve``) holds the pods as
 pre-encoded JSON list pages, as kube-apiserver would send them (uncompressed), and answers
@@ -18,6 +19,12 @@ garbage again and reads:
   allocations still alive after the sync (objects, strings, the received buffers that
   ``msgspec.Raw`` values keep alive), without allocator slack. tracemalloc slows the
   decoding down, so the sync times come from the first process.
+
+After the sync, the first process also times reads (``get()`` of random keys: p50 and p99;
+``list(label_selector=...)`` selecting 1% of the pods, and all of them) and the
+event-to-store latency: the server sends MODIFIED events (one every 5 ms) stamped with
+their send time, and the client takes, for each, the time from the stamp to the moment the
+change is in the store (a ``changes()`` consumer sees it).
 
 The pods are shaped like a Deployment's running pods (labels, an owner reference, one
 container with env, probes, resources and mounts, four conditions, a container status, and
@@ -126,7 +133,8 @@ def make_pod(i: int) -> dict[str, Any]:
             "name": name, "generateName": "web-7d9f8b6c5d-", "namespace": NAMESPACE,
             "uid": str(uuid.UUID(int=i + 1)), "resourceVersion": str(1000 + i),
             "creationTimestamp": start,
-            "labels": {"app": "web", "pod-template-hash": "7d9f8b6c5d", "tier": "front"},
+            "labels": {"app": "web", "pod-template-hash": "7d9f8b6c5d", "tier": "front",
+                       "shard": f"{i % 100:02d}"},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                                  "name": "web-7d9f8b6c5d",
                                  "uid": "9e8d7c6b-5a49-3827-1605-f4e3d2c1b0a9",
@@ -187,32 +195,73 @@ def make_pod(i: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the server process
 
 
-async def serve(count: int) -> None:
-    from aiohttp import web
+def _partial_item(item: bytes) -> bytes:
+    metadata = msgspec.json.decode(item)["metadata"]
+    return _encode({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                    "metadata": metadata})
 
-    items = [_encode(make_pod(i)) for i in range(count)]
+
+def _pages(items: list[bytes], kind: str, api_version: str) -> dict[str, bytes]:
     pages: dict[str, bytes] = {}
+    count = len(items)
     for start in range(0, count, PAGE):
         metadata: dict[str, str] = {"resourceVersion": LIST_VERSION}
         if start + PAGE < count:
             metadata["continue"] = str(start + PAGE)
         pages[str(start)] = (
-            b'{"kind":"PodList","apiVersion":"v1","metadata":' + _encode(metadata)
+            b'{"kind":"' + kind.encode() + b'","apiVersion":"' + api_version.encode()
+            + b'","metadata":' + _encode(metadata)
             + b',"items":[' + b",".join(items[start:start + PAGE]) + b"]}"
         )
+    return pages
+
+
+async def serve(count: int) -> None:
+    from aiohttp import web
+
+    items = [_encode(make_pod(i)) for i in range(count)]
+    full_pages = _pages(items, "PodList", "v1")
+    partial_pages = _pages([_partial_item(item) for item in items],
+                           "PartialObjectMetadataList", "meta.k8s.io/v1")
     del items
+    watches: set[tuple[web.StreamResponse, bool]] = set()
+
+    def partial(request: web.Request) -> bool:
+        return "as=PartialObjectMetadata" in request.headers.get("Accept", "")
 
     async def pods(request: web.Request) -> web.StreamResponse:
         if request.query.get("watch") == "true":
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             response.enable_chunked_encoding()
             await response.prepare(request)
-            await asyncio.Event().wait()  # silent until the client leaves (handler cancelled)
-        body = pages[request.query.get("continue", "0")]
+            entry = (response, partial(request))
+            watches.add(entry)
+            try:
+                await asyncio.Event().wait()  # until the client leaves (handler cancelled)
+            finally:
+                watches.discard(entry)
+        body = (partial_pages if partial(request) else full_pages)[
+            request.query.get("continue", "0")]
         return web.Response(body=body, content_type="application/json")
+
+    async def emit(request: web.Request) -> web.Response:
+        """Send ``n`` MODIFIED events of pod ``i`` to every watch, 5 ms apart, each stamped
+        with its send time (``bench/sent`` annotation, time.time())."""
+        n = int(request.query.get("n", "100"))
+        for k in range(n):
+            pod = make_pod(k % count)
+            pod["metadata"]["resourceVersion"] = str(10_000_000 + k)
+            pod["metadata"]["annotations"] = {"bench/sent": repr(time.time())}
+            for response, wants_partial in list(watches):
+                obj = ({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                        "metadata": pod["metadata"]} if wants_partial else pod)
+                await response.write(_encode({"type": "MODIFIED", "object": obj}) + b"\n")
+            await asyncio.sleep(0.005)
+        return web.Response(text="sent")
 
     app = web.Application()
     app.router.add_get(f"/api/v1/namespaces/{NAMESPACE}/pods", pods)
+    app.router.add_post("/bench/emit", emit)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -234,7 +283,63 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-async def measure(url: str, transform: str, trace: bool, count: int) -> dict[str, Any]:
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _reads(informer: Any, count: int) -> dict[str, float]:
+    """Read timings over the synced store (seconds)."""
+    import random
+
+    rng = random.Random(7)
+    names = [f"web-7d9f8b6c5d-{rng.randrange(count):06d}" for _ in range(2000)]
+    clock = time.perf_counter
+    gets = []
+    for name in names:
+        started = clock()
+        found = informer.get(name)
+        gets.append(clock() - started)
+        if found is None:
+            raise RuntimeError(f"{name} is not in the store")
+    lists: dict[str, list[float]] = {"one_percent": [], "all": []}
+    for selector, label in (("shard=07", "one_percent"), ("app=web", "all")):
+        for _ in range(3 if label == "all" else 10):
+            started = clock()
+            informer.list(label_selector=selector)
+            lists[label].append(clock() - started)
+    return {
+        "get_p50": _percentile(gets, 0.5), "get_p99": _percentile(gets, 0.99),
+        "list_one_percent": _percentile(lists["one_percent"], 0.5),
+        "list_all": _percentile(lists["all"], 0.5),
+    }
+
+
+async def _latency(url: str, informer: Any, events: int = 200) -> dict[str, float]:
+    """Event-to-store latency: from the server's stamp to the change being in the store."""
+    import aiohttp
+
+    delays: list[float] = []
+    changes = informer.changes(replay=False)
+
+    async def consume() -> None:
+        async for change in changes:
+            sent = float(change.object.metadata.annotations["bench/sent"])
+            delays.append(time.time() - sent)
+            if len(delays) == events:
+                return
+
+    consumer = asyncio.ensure_future(consume())
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{url}/bench/emit?n={events}"
+    ) as response:
+        await response.read()
+    await asyncio.wait_for(consumer, 60)
+    return {"latency_p50": _percentile(delays, 0.5), "latency_p99": _percentile(delays, 0.99)}
+
+
+async def measure(url: str, transform: str, trace: bool, count: int,
+                  metadata_only: bool = False) -> dict[str, Any]:
     import kubeasync
 
     if trace:
@@ -245,10 +350,12 @@ async def measure(url: str, transform: str, trace: bool, count: int) -> dict[str
     started = time.perf_counter()
     config = kubeasync.ClusterConfig(server=url, namespace=NAMESPACE)
     async with kubeasync.Client(config) as kube:
+        options: dict[str, Any] = {"metadata_only": True} if metadata_only else {}
         informer = kube.pods.informer(
             send_initial_events=False,
             page_size=PAGE,
             transform=kubeasync.drop_managed_fields if transform == "drop_managed_fields" else None,
+            **options,
         )
         async with informer:
             await informer.wait_synced()
@@ -256,13 +363,17 @@ async def measure(url: str, transform: str, trace: bool, count: int) -> dict[str
             if len(informer) != count:
                 raise RuntimeError(f"the store holds {len(informer)} pods, not {count}")
             gc.collect()
-            return {
+            result = {
                 "sync_seconds": synced,
                 "baseline_rss_kib": rss_before,
                 "rss_kib": _status_kib("VmRSS") - rss_before,
                 "peak_rss_kib": _status_kib("VmHWM"),
                 "traced_bytes": tracemalloc.get_traced_memory()[0] - traced_before if trace else 0,
             }
+            if not trace:
+                result.update(await _reads(informer, count))
+                result.update(await _latency(url, informer))
+            return result
 
 
 # --------------------------------------------------------------------------- the driver
@@ -271,9 +382,11 @@ async def measure(url: str, transform: str, trace: bool, count: int) -> dict[str
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-def run_case(url: str, transform: str, trace: bool, count: int) -> dict[str, Any]:
+def run_case(url: str, transform: str, trace: bool, count: int,
+             metadata_only: bool = False) -> dict[str, Any]:
     command = [sys.executable, __file__, "--measure", url, "--transform", transform,
-               "--pods", str(count)] + (["--trace"] if trace else [])
+               "--pods", str(count)] + (["--trace"] if trace else []) + (
+                   ["--metadata-only"] if metadata_only else [])
     # Measure this checkout's kubeasync, not whichever one is installed.
     path = os.pathsep.join(p for p in (str(CHECKOUT / "src"), str(CHECKOUT),
                                        os.environ.get("PYTHONPATH")) if p)
@@ -292,6 +405,8 @@ def main() -> None:
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--transform", default="none", help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--metadata-only", action="store_true",
+                        help="also measure a metadata_only=True informer")
     args = parser.parse_args()
     if args.pods < 1:
         parser.error(f"--pods must be >= 1, got {args.pods}")
@@ -299,7 +414,8 @@ def main() -> None:
         asyncio.run(serve(args.pods))
         return
     if args.measure:
-        result = asyncio.run(measure(args.measure, args.transform, args.trace, args.pods))
+        result = asyncio.run(measure(args.measure, args.transform, args.trace, args.pods,
+                                     args.metadata_only))
         print(json.dumps(result))
         return
 
@@ -312,10 +428,14 @@ def main() -> None:
         assert server.stdout is not None
         url = f"http://127.0.0.1:{int(server.stdout.readline())}"
         rows = []
-        for transform in ("none", "drop_managed_fields"):
-            plain = run_case(url, transform, False, args.pods)
-            traced = run_case(url, transform, True, args.pods)
-            rows.append((transform, plain, traced))
+        cases = [("none", False), ("drop_managed_fields", False)]
+        if args.metadata_only:
+            cases.append(("none", True))
+        for transform, metadata_only in cases:
+            plain = run_case(url, transform, False, args.pods, metadata_only)
+            traced = run_case(url, transform, True, args.pods, metadata_only)
+            label = "metadata_only" if metadata_only else transform
+            rows.append((label, plain, traced))
     finally:
         server.terminate()
         server.wait()
@@ -334,9 +454,20 @@ def main() -> None:
             f"{traced['traced_bytes'] / args.pods:>10,.0f} B"
         )
     print()
+    header2 = ("informer", "get p50", "get p99", "list 1%", "list all", "event p50",
+               "event p99")
+    print(f"{header2[0]:<21}" + "".join(f"{h:>11}" for h in header2[1:]))
+    for label, plain, _ in rows:
+        print(f"{label:<21}{plain['get_p50'] * 1e6:>8.0f} us{plain['get_p99'] * 1e6:>8.0f} us"
+              f"{plain['list_one_percent'] * 1e3:>8.1f} ms{plain['list_all'] * 1e3:>8.0f} ms"
+              f"{plain['latency_p50'] * 1e3:>8.2f} ms{plain['latency_p99'] * 1e3:>8.2f} ms")
+    print()
     print("RSS: growth of the measuring process from before the informer to after the sync"
           " (garbage collected); peak RSS: its high-water mark; traced: Python allocations"
-          " alive after the sync, by tracemalloc in a second process.")
+          " alive after the sync, by tracemalloc in a second process. get: informer.get() of"
+          " 2,000 random pods; list 1%: list(label_selector='shard=07'); list all:"
+          " list(label_selector='app=web'), every pod; event: server stamp to store, 200"
+          " MODIFIED events 5 ms apart.")
 
 
 if __name__ == "__main__":

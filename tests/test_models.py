@@ -1255,12 +1255,14 @@ def test_importing_one_group_version_imports_only_what_it_refers_to() -> None:
     assert _imported_models("from kubeasync.models import Pod") == {
         "", "_base", "core_v1", "meta_v1",
     }
-    # and through the real package: import kubeasync (its catalogue of every kind included)
+    # and through the real package: the client (its catalogue of every kind included)
     # imports only what its own code uses; a group-version adds what it refers to
-    client = _imported_models("import kubeasync, kubeasync.kinds", models_only=False)
+    client = _imported_models("import kubeasync, kubeasync.kinds\nkubeasync.Client",
+                              models_only=False)
     assert client == {"", "_base", "meta_v1", "version"}  # Status, Info
     with_apps = _imported_models(
-        "import kubeasync\nfrom kubeasync.models.apps_v1 import Deployment", models_only=False
+        "import kubeasync\nkubeasync.Client\nfrom kubeasync.models.apps_v1 import Deployment",
+        models_only=False,
     )
     assert with_apps == client | {"apps_v1", "core_v1"}
 

@@ -84,6 +84,46 @@ SPECIAL: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 RAW_TYPE = "msgspec.Raw"
 
+# Definitions the OpenAPI document leaves out because no REST path returns them by default:
+# the metadata-only answers an API server gives to ``Accept: application/json;as=
+# PartialObjectMetadata[List];g=meta.k8s.io;v=v1`` (client-go's metadata client). Their
+# text is that of apimachinery's Go types (``pkg/apis/meta/v1/types.go``).
+_KIND_DOC = ("Kind is a string value representing the REST resource this object represents."
+             " Servers may infer this from the endpoint the client submits requests to.")
+_API_VERSION_DOC = ("APIVersion defines the versioned schema of this representation of an"
+                    " object.")
+SUPPLEMENT: dict[str, Any] = {
+    META + "PartialObjectMetadata": {
+        "description": "PartialObjectMetadata is a generic representation of any object with"
+        " ObjectMeta. It allows clients to get access to a particular ObjectMeta schema"
+        " without knowing the details of the version.",
+        "properties": {
+            "apiVersion": {"description": _API_VERSION_DOC, "type": ["string", "null"]},
+            "kind": {"description": _KIND_DOC, "type": ["string", "null"]},
+            "metadata": {"$ref": "#/$defs/" + OBJECT_META,
+                         "description": "Standard object's metadata."},
+        },
+        "type": ["object", "null"],
+        GVK: [{"group": "meta.k8s.io", "kind": "PartialObjectMetadata", "version": "v1"}],
+    },
+    META + "PartialObjectMetadataList": {
+        "description": "PartialObjectMetadataList contains a list of objects containing only"
+        " their metadata.",
+        "properties": {
+            "apiVersion": {"description": _API_VERSION_DOC, "type": ["string", "null"]},
+            "items": {"description": "items contains each of the included items.",
+                      "items": {"$ref": "#/$defs/" + META + "PartialObjectMetadata"},
+                      "type": "array"},
+            "kind": {"description": _KIND_DOC, "type": ["string", "null"]},
+            "metadata": {"$ref": "#/$defs/" + LIST_META,
+                         "description": "Standard list metadata."},
+        },
+        "required": ["items"],
+        "type": ["object", "null"],
+        GVK: [{"group": "meta.k8s.io", "kind": "PartialObjectMetadataList", "version": "v1"}],
+    },
+}
+
 # Names every generated module may use at module level; no class may take them.
 BASE_EXPORTS = ("IntOrString", "KubeModel", "MicroTime", "Quantity", "RawExtension", "Time")
 BASE_HELPERS = ("format_time", "parse_time", "to_dict")
@@ -911,7 +951,8 @@ def generate(definitions: Path) -> dict[str, str]:
         source = definitions.name
     m = re.search(r"v\d+\.\d+\.\d+", definitions.name)
     version = m.group(0) if m else "unknown version"
-    models = build_modules(load_definitions(definitions))
+    # The supplement never replaces what the document defines.
+    models = build_modules({**SUPPLEMENT, **load_definitions(definitions)})
     files = {f"{mod.name}.py": render_module(mod, source) for mod in models.modules.values()}
     files["__init__.py"] = render_init(models, source, version)
     return files

@@ -17,87 +17,73 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .api.apply import ApplyConflict, ApplyError, FieldConflict
-from .api.capabilities import (
-    AttachApi,
-    EvictionApi,
-    ExecApi,
-    LogApi,
-    PortForwardApi,
-    ScaleApi,
-    StatusApi,
-)
-from .api.client import Client
-from .api.discovery import AmbiguousResourceError, NoMatchError
-from .api.resource import ResourceApi
-from .config import (
-    Auth,
-    BasicAuth,
-    BearerToken,
-    ClientCertificate,
-    ClusterConfig,
-    Credential,
-    ExecPlugin,
-    Impersonation,
-    NoAuth,
-    RefreshingAuth,
-    TokenFile,
-)
-from .core.backoff import Backoff
-from .core.descriptor import ResourceDescriptor, custom_resource
-from .core.errors import (
-    AlreadyExists,
-    ApiError,
-    BadRequest,
-    ConfigError,
-    Conflict,
-    ConnectError,
-    DecodeError,
-    Forbidden,
-    Gone,
-    Invalid,
-    KubeError,
-    MethodNotAllowed,
-    NotFound,
-    RequestTimeout,
-    ServerError,
-    StreamError,
-    TooManyRequests,
-    TransportError,
-    Unauthorized,
-    UnsupportedMediaType,
-)
-from .core.objects import object_key
-from .core.params import PatchType, PropagationPolicy
-from .core.request import Request
-from .kinds import (
-    BUILTIN_RESOURCES,
-    CONFIG_MAPS,
-    JOBS,
-    NAMESPACES,
-    PERSISTENT_VOLUME_CLAIMS,
-    PODS,
-    SERVICES,
-    DeploymentApi,
-    PodApi,
-)
-from .manifests import KubeObject, Manifest, ManifestError, dump_all_yaml, load_all_yaml
-from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
-from .runtime.watcher import Watcher, WatcherStats
-from .streams.events import (
-    AddedEvent,
-    BookmarkEvent,
-    DeletedEvent,
-    ErrorEvent,
-    Event,
-    ModifiedEvent,
-    WatchEvent,
-)
-from .streams.log_stream import LogStream
-from .streams.watch_stream import WatchStream
-from .transport.policy import RetryPolicy
 
 if TYPE_CHECKING:
+    from .api.apply import ApplyConflict, ApplyError, FieldConflict
+    from .api.capabilities import (
+        AttachApi,
+        EvictionApi,
+        ExecApi,
+        LogApi,
+        PortForwardApi,
+        ScaleApi,
+        StatusApi,
+    )
+    from .api.client import Client
+    from .api.discovery import AmbiguousResourceError, NoMatchError
+    from .api.resource import ResourceApi
+    from .config import (
+        Auth,
+        BasicAuth,
+        BearerToken,
+        ClientCertificate,
+        ClusterConfig,
+        Credential,
+        ExecPlugin,
+        Impersonation,
+        NoAuth,
+        RefreshingAuth,
+        TokenFile,
+    )
+    from .core.backoff import Backoff
+    from .core.descriptor import ResourceDescriptor, custom_resource
+    from .core.errors import (
+        AlreadyExists,
+        ApiError,
+        BadRequest,
+        ConfigError,
+        Conflict,
+        ConnectError,
+        DecodeError,
+        Forbidden,
+        Gone,
+        Invalid,
+        KubeError,
+        MethodNotAllowed,
+        NotFound,
+        RequestTimeout,
+        ServerError,
+        StreamError,
+        TooManyRequests,
+        TransportError,
+        Unauthorized,
+        UnsupportedMediaType,
+    )
+    from .core.objects import object_key
+    from .core.params import PatchType, PropagationPolicy
+    from .core.request import Request
+    from .kinds import (
+        BUILTIN_RESOURCES,
+        CONFIG_MAPS,
+        JOBS,
+        NAMESPACES,
+        PERSISTENT_VOLUME_CLAIMS,
+        PODS,
+        SERVICES,
+        DeploymentApi,
+        PodApi,
+    )
+    from .manifests import KubeObject, Manifest, ManifestError, dump_all_yaml, load_all_yaml
     from .runtime import conditions as conditions
     from .runtime.controller import (
         DONE,
@@ -113,9 +99,11 @@ if TYPE_CHECKING:
     )
     from .runtime.events import EventRecorder, object_reference
     from .runtime.finalizers import Finalizer
+    from .runtime.informer import Change, ChangesLagged, ChangeStream, Informer, drop_managed_fields
     from .runtime.leader import LeaderElection
     from .runtime.sharding import Sharding
     from .runtime.waits import WaitTimeout
+    from .runtime.watcher import Watcher, WatcherStats
     from .runtime.workqueue import (
         ExponentialBackoff,
         MaxOf,
@@ -125,12 +113,56 @@ if TYPE_CHECKING:
         WorkQueue,
         default_rate_limiter,
     )
+    from .streams.events import (
+        AddedEvent,
+        BookmarkEvent,
+        DeletedEvent,
+        ErrorEvent,
+        Event,
+        ModifiedEvent,
+        WatchEvent,
+    )
     from .streams.exec import ExecProcess, ExecResult, ExitStatusUnknown
+    from .streams.log_stream import LogStream
     from .streams.portforward import PortForward, PortForwardError, PortReader, PortWriter
+    from .streams.watch_stream import WatchStream
+    from .transport.policy import RetryPolicy
 
-# The controller runtime is imported on first use: `import kubeasync` stays as fast for
-# the many programs that only call the API.
+# Every public name is imported on first use: `import kubeasync` costs next to nothing,
+# and a program pays for what it touches (the client, the controller runtime, ...).
 _LAZY = {
+    **dict.fromkeys(("ApplyConflict", "ApplyError", "FieldConflict"), ".api.apply"),
+    **dict.fromkeys(("AttachApi", "EvictionApi", "ExecApi", "LogApi", "PortForwardApi", "ScaleApi",
+                     "StatusApi"), ".api.capabilities"),
+    "Client": ".api.client",
+    **dict.fromkeys(("AmbiguousResourceError", "NoMatchError"), ".api.discovery"),
+    "ResourceApi": ".api.resource",
+    **dict.fromkeys(("Auth", "BasicAuth", "BearerToken", "ClientCertificate", "ClusterConfig",
+                     "Credential", "ExecPlugin", "Impersonation", "NoAuth", "RefreshingAuth",
+                     "TokenFile"), ".config"),
+    "Backoff": ".core.backoff",
+    **dict.fromkeys(("ResourceDescriptor", "custom_resource"), ".core.descriptor"),
+    **dict.fromkeys(("AlreadyExists", "ApiError", "BadRequest", "ConfigError", "Conflict",
+                     "ConnectError", "DecodeError", "Forbidden", "Gone", "Invalid", "KubeError",
+                     "MethodNotAllowed", "NotFound", "RequestTimeout", "ServerError",
+                     "StreamError", "TooManyRequests", "TransportError", "Unauthorized",
+                     "UnsupportedMediaType"), ".core.errors"),
+    "object_key": ".core.objects",
+    **dict.fromkeys(("PatchType", "PropagationPolicy"), ".core.params"),
+    "Request": ".core.request",
+    **dict.fromkeys(("BUILTIN_RESOURCES", "CONFIG_MAPS", "JOBS", "NAMESPACES",
+                     "PERSISTENT_VOLUME_CLAIMS", "PODS", "SERVICES", "DeploymentApi",
+                     "PodApi"), ".kinds"),
+    **dict.fromkeys(("KubeObject", "Manifest", "ManifestError", "dump_all_yaml",
+                     "load_all_yaml"), ".manifests"),
+    **dict.fromkeys(("Change", "ChangesLagged", "ChangeStream", "Informer",
+                     "drop_managed_fields"), ".runtime.informer"),
+    **dict.fromkeys(("Watcher", "WatcherStats"), ".runtime.watcher"),
+    **dict.fromkeys(("AddedEvent", "BookmarkEvent", "DeletedEvent", "ErrorEvent", "Event",
+                     "ModifiedEvent", "WatchEvent"), ".streams.events"),
+    "LogStream": ".streams.log_stream",
+    "WatchStream": ".streams.watch_stream",
+    "RetryPolicy": ".transport.policy",
     "conditions": ".runtime.conditions",
     **dict.fromkeys(("DONE", "REQUEUE", "Controller", "ControllerStats", "ObjectKey", "Result",
                      "annotations_changed", "generation_changed", "labels_changed",

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import msgspec
 
 from ..core.backoff import Backoff
 from ..core.codec import AnyDecoder, answer_kind, check_continue, decode, decoder_for, kind_decoder
 from ..core.descriptor import ResourceDescriptor
-from ..core.errors import Gone, MethodNotAllowed, NotFound
+from ..core.errors import ApiError, Gone, MethodNotAllowed, NotFound
+from ..core.metadata import is_metadata_only, metadata_descriptor
 from ..core.objects import accessor_for, namespace_of
 from ..core.params import (
     DEFAULT_MAX_LINE_BYTES,
@@ -33,8 +35,9 @@ from ..core.params import (
     WatchParams,
     WriteParams,
 )
-from ..core.request import Request, RequestBuilder, encode_object, encode_patch
+from ..core.request import JSON, Request, RequestBuilder, encode_object, encode_patch
 from ..models import Status
+from ..models.meta_v1 import PartialObjectMetadata, PartialObjectMetadataList
 from ..runtime.conditions import Deleted
 from ..runtime.informer import Informer
 from ..runtime.waits import wait_for as _wait_for
@@ -82,6 +85,11 @@ class ResourceApi(Generic[T, L]):
         # Set when the server answered a collection delete with 405: this client then lists
         # and deletes one by one (Services have a collection delete from Kubernetes 1.23 on).
         self._collection_delete_refused = False
+        self._metadata_api: ResourceApi[PartialObjectMetadata, PartialObjectMetadataList] | None = (
+            None
+        )
+        # Set when the server answered a metadata-only read with 406: plain JSON from then on.
+        self._partial_refused = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.descriptor.api_prefix}/{self.descriptor.plural}>"
@@ -109,6 +117,29 @@ class ResourceApi(Generic[T, L]):
 
     async def _call(self, request: Request, timeout: float | None) -> T:
         return await self._session.request(request, self._decoder, timeout=timeout)
+
+    async def _read(self, request: Request, decoder: AnyDecoder[R], timeout: float | None) -> R:
+        """A GET; a metadata-only one is sent again as plain JSON if the server refuses
+        the PartialObjectMetadata Accept header (406): full objects decode into the
+        metadata models too, keeping only their metadata."""
+        if self._partial_refused:
+            request = dataclasses.replace(request, headers={"Accept": JSON})
+        try:
+            return await self._session.request(request, decoder, timeout=timeout)
+        except ApiError as exc:
+            if exc.code != 406 or self._partial_refused or not is_metadata_only(self.descriptor):
+                raise
+            self._partial_refused = True
+            plain = dataclasses.replace(request, headers={"Accept": JSON})
+            return await self._session.request(plain, decoder, timeout=timeout)
+
+    def _metadata(self) -> ResourceApi[PartialObjectMetadata, PartialObjectMetadataList]:
+        """The same resource read as metadata only (``metadata_only=True``)."""
+        api = self._metadata_api
+        if api is None:
+            api = self._metadata_api = ResourceApi(self._client,
+                                                   metadata_descriptor(self.descriptor))
+        return api
 
     async def _call_object_or_status(
         self, request: Request, decoder: AnyDecoder[R], timeout: float | None
@@ -149,20 +180,74 @@ class ResourceApi(Generic[T, L]):
 
     # ----------------------------------------------------------- reads
 
+    @overload
+    async def get(
+        self, name: str, *, namespace: str | None = ..., resource_version: str | None = ...,
+        metadata_only: Literal[False] = ..., timeout: float | None = ...,
+    ) -> T: ...
+
+    @overload
+    async def get(
+        self, name: str, *, namespace: str | None = ..., resource_version: str | None = ...,
+        metadata_only: Literal[True], timeout: float | None = ...,
+    ) -> PartialObjectMetadata: ...
+
+    @overload
+    async def get(
+        self, name: str, *, namespace: str | None = ..., resource_version: str | None = ...,
+        metadata_only: bool, timeout: float | None = ...,
+    ) -> T | PartialObjectMetadata: ...
+
     async def get(
         self,
         name: str,
         *,
         namespace: str | None = None,
         resource_version: str | None = None,
+        metadata_only: bool = False,
         timeout: float | None = None,
-    ) -> T:
-        """``GET .../{plural}/{name}``: read one object."""
+    ) -> T | PartialObjectMetadata:
+        """``GET .../{plural}/{name}``: read one object.
+
+        ``metadata_only=True`` reads it as a
+        :class:`~kubeasync.models.PartialObjectMetadata` (kind, apiVersion, metadata).
+        """
+        if _metadata_only(metadata_only):
+            return await self._metadata().get(name, namespace=namespace,
+                                              resource_version=resource_version,
+                                              timeout=timeout)
         request = self._requests.get(
             name, self._namespace(namespace),
             _GET if resource_version is None else GetParams(resource_version),
         )
-        return await self._call(request, timeout)
+        return await self._read(request, self._decoder, timeout)
+
+    @overload
+    async def list(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ..., limit: int | None = ...,
+        continue_: str | None = ..., resource_version: str | None = ...,
+        resource_version_match: str | None = ..., metadata_only: Literal[False] = ...,
+        timeout: float | None = ...,
+    ) -> L: ...
+
+    @overload
+    async def list(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ..., limit: int | None = ...,
+        continue_: str | None = ..., resource_version: str | None = ...,
+        resource_version_match: str | None = ..., metadata_only: Literal[True],
+        timeout: float | None = ...,
+    ) -> PartialObjectMetadataList: ...
+
+    @overload
+    async def list(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ..., limit: int | None = ...,
+        continue_: str | None = ..., resource_version: str | None = ...,
+        resource_version_match: str | None = ..., metadata_only: bool,
+        timeout: float | None = ...,
+    ) -> L | PartialObjectMetadataList: ...
 
     async def list(
         self,
@@ -175,21 +260,52 @@ class ResourceApi(Generic[T, L]):
         continue_: str | None = None,
         resource_version: str | None = None,
         resource_version_match: str | None = None,
+        metadata_only: bool = False,
         timeout: float | None = None,
-    ) -> L:
+    ) -> L | PartialObjectMetadataList:
         """``GET .../{plural}``: one page of objects (all of them unless ``limit`` is given).
 
         Selectors take the Kubernetes string syntax or a mapping (see
         :mod:`kubeasync.selectors`). The answer's ``metadata.continue_`` is the token for
         the next page, and ``metadata.resource_version`` the list's resourceVersion.
+        ``metadata_only=True`` asks for a
+        :class:`~kubeasync.models.PartialObjectMetadataList` (see ``docs/performance.md``).
         """
+        if _metadata_only(metadata_only):
+            return await self._metadata().list(
+                namespace=namespace, all_namespaces=all_namespaces,
+                label_selector=label_selector, field_selector=field_selector, limit=limit,
+                continue_=continue_, resource_version=resource_version,
+                resource_version_match=resource_version_match, timeout=timeout,
+            )
         params = ListParams(label_selector, field_selector, limit, continue_,
                             resource_version, resource_version_match)
         request = self._requests.list(self._collection_namespace(namespace, all_namespaces),
                                       params)
-        return await self._session.request(request, self._list_decoder, timeout=timeout)
+        return await self._read(request, self._list_decoder, timeout)
 
-    async def iterate(
+    @overload
+    def iterate(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ..., page_size: int = ...,
+        metadata_only: Literal[False] = ..., timeout: float | None = ...,
+    ) -> AsyncIterator[T]: ...
+
+    @overload
+    def iterate(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ..., page_size: int = ...,
+        metadata_only: Literal[True], timeout: float | None = ...,
+    ) -> AsyncIterator[PartialObjectMetadata]: ...
+
+    @overload
+    def iterate(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ..., page_size: int = ...,
+        metadata_only: bool, timeout: float | None = ...,
+    ) -> AsyncIterator[T] | AsyncIterator[PartialObjectMetadata]: ...
+
+    def iterate(
         self,
         *,
         namespace: str | None = None,
@@ -197,16 +313,30 @@ class ResourceApi(Generic[T, L]):
         label_selector: object = None,
         field_selector: object = None,
         page_size: int = 500,
+        metadata_only: bool = False,
         timeout: float | None = None,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncIterator[T] | AsyncIterator[PartialObjectMetadata]:
         """Every matching object, fetched ``page_size`` at a time by following continue tokens.
 
         If a continue token expires between pages (410 Gone, as when the list takes longer
         than etcd's compaction window), it falls back to one full list, as client-go's
         pager does, and yields only the objects it has not yielded yet.
+        ``metadata_only=True`` yields :class:`~kubeasync.models.PartialObjectMetadata`.
         """
+        if _metadata_only(metadata_only):
+            return self._metadata().iterate(
+                namespace=namespace, all_namespaces=all_namespaces,
+                label_selector=label_selector, field_selector=field_selector,
+                page_size=page_size, timeout=timeout,
+            )
+        # Checked here, before the first iteration, as a call with a bad argument should.
         namespace_ = self._collection_namespace(namespace, all_namespaces)
         params = ListParams(label_selector, field_selector, limit=page_size)
+        return self._iterate(namespace_, params, timeout)
+
+    async def _iterate(
+        self, namespace_: str | None, params: ListParams, timeout: float | None
+    ) -> AsyncIterator[T]:
         key = self._access.key
         seen: set[tuple[str, str]] = set()
         tokens: set[str] = set()
@@ -214,12 +344,14 @@ class ResourceApi(Generic[T, L]):
         while True:
             request = self._requests.list(namespace_, params.page(continue_))
             try:
-                page = await self._session.request(request, self._list_decoder, timeout=timeout)
+                page = await self._read(request, self._list_decoder, timeout)
             except Gone:
                 if continue_ is None:
                     raise
-                full = self._requests.list(namespace_, ListParams(label_selector, field_selector))
-                page = await self._session.request(full, self._list_decoder, timeout=timeout)
+                full = self._requests.list(
+                    namespace_, ListParams(params.label_selector, params.field_selector)
+                )
+                page = await self._read(full, self._list_decoder, timeout)
                 for item in self._access.list_parts(page)[0]:
                     if key(item) not in seen:
                         yield item
@@ -385,6 +517,27 @@ class ResourceApi(Generic[T, L]):
 
     # ----------------------------------------------------------- watches
 
+    @overload
+    def watch(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ...,
+        resource_version: str | None = ..., send_initial_events: bool | None = ...,
+        bookmarks: bool = ..., timeout_seconds: int = ..., idle_timeout: float | None = ...,
+        page_size: int = ..., backoff: Backoff | None = ..., max_line_bytes: int = ...,
+        transform: Callable[[T], T] | None = ..., metadata_only: Literal[False] = ...,
+    ) -> Watcher[T]: ...
+
+    @overload
+    def watch(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ...,
+        resource_version: str | None = ..., send_initial_events: bool | None = ...,
+        bookmarks: bool = ..., timeout_seconds: int = ..., idle_timeout: float | None = ...,
+        page_size: int = ..., backoff: Backoff | None = ..., max_line_bytes: int = ...,
+        transform: Callable[[PartialObjectMetadata], PartialObjectMetadata] | None = ...,
+        metadata_only: Literal[True],
+    ) -> Watcher[PartialObjectMetadata]: ...
+
     def watch(
         self,
         *,
@@ -400,8 +553,9 @@ class ResourceApi(Generic[T, L]):
         page_size: int = 500,
         backoff: Backoff | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        transform: Callable[[T], T] | None = None,
-    ) -> Watcher[T]:
+        transform: Callable[[Any], Any] | None = None,
+        metadata_only: bool = False,
+    ) -> Watcher[T] | Watcher[PartialObjectMetadata]:
         """A resilient watch: the current objects (as ADDED), then every change.
 
         ``async for event in api.watch(...)`` survives disconnects, stalls and expired
@@ -426,7 +580,18 @@ class ResourceApi(Generic[T, L]):
             max_line_bytes: the largest event accepted (default 32 MiB).
             transform: applied to every object before it is recorded and yielded, e.g.
                 :func:`~kubeasync.drop_managed_fields` to save memory.
+            metadata_only: watch :class:`~kubeasync.models.PartialObjectMetadata`
+                instead of whole objects (see ``docs/performance.md``).
         """
+        if _metadata_only(metadata_only):
+            return self._metadata().watch(
+                namespace=namespace, all_namespaces=all_namespaces,
+                label_selector=label_selector, field_selector=field_selector,
+                resource_version=resource_version, send_initial_events=send_initial_events,
+                bookmarks=bookmarks, timeout_seconds=timeout_seconds,
+                idle_timeout=idle_timeout, page_size=page_size, backoff=backoff,
+                max_line_bytes=max_line_bytes, transform=transform,
+            )
         config = WatcherConfig(label_selector, field_selector, send_initial_events, bookmarks,
                                timeout_seconds, idle_timeout, page_size,
                                backoff if backoff is not None else Backoff(), max_line_bytes,
@@ -435,6 +600,28 @@ class ResourceApi(Generic[T, L]):
                        self._collection_namespace(namespace, all_namespaces), config,
                        resource_version=resource_version, features=self._client.features)
 
+    @overload
+    def informer(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ...,
+        transform: Callable[[T], T] | None = ...,
+        send_initial_events: bool | None = ..., timeout_seconds: int = ...,
+        idle_timeout: float | None = ..., page_size: int = ..., backoff: Backoff | None = ...,
+        max_line_bytes: int = ...,
+        metadata_only: Literal[False] = ...,
+    ) -> Informer[T]: ...
+
+    @overload
+    def informer(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ...,
+        transform: Callable[[PartialObjectMetadata], PartialObjectMetadata] | None = ...,
+        send_initial_events: bool | None = ..., timeout_seconds: int = ...,
+        idle_timeout: float | None = ..., page_size: int = ..., backoff: Backoff | None = ...,
+        max_line_bytes: int = ...,
+        metadata_only: Literal[True],
+    ) -> Informer[PartialObjectMetadata]: ...
+
     def informer(
         self,
         *,
@@ -442,14 +629,15 @@ class ResourceApi(Generic[T, L]):
         all_namespaces: bool = False,
         label_selector: object = None,
         field_selector: object = None,
-        transform: Callable[[T], T] | None = None,
+        transform: Callable[[Any], Any] | None = None,
         send_initial_events: bool | None = None,
         timeout_seconds: int = 300,
         idle_timeout: float | None = None,
         page_size: int = 500,
         backoff: Backoff | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    ) -> Informer[T]:
+        metadata_only: bool = False,
+    ) -> Informer[T] | Informer[PartialObjectMetadata]:
         """A shared local cache of the collection, kept current by one resilient watch.
 
         The same arguments on the same client give the same :class:`~kubeasync.Informer`
@@ -458,8 +646,17 @@ class ResourceApi(Generic[T, L]):
         ``add_index()``/``by_index()`` and ``async for change in informer.changes()``;
         see ``docs/informer.md``. ``transform`` is applied to every object before it is
         stored (e.g. :func:`~kubeasync.drop_managed_fields`); the other options are
-        :meth:`watch`'s.
+        :meth:`watch`'s. ``metadata_only=True`` caches
+        :class:`~kubeasync.models.PartialObjectMetadata` (an informer of its own).
         """
+        if _metadata_only(metadata_only):
+            return self._metadata().informer(
+                namespace=namespace, all_namespaces=all_namespaces,
+                label_selector=label_selector, field_selector=field_selector,
+                transform=transform, send_initial_events=send_initial_events,
+                timeout_seconds=timeout_seconds, idle_timeout=idle_timeout,
+                page_size=page_size, backoff=backoff, max_line_bytes=max_line_bytes,
+            )
         config = WatcherConfig(label_selector, field_selector, send_initial_events, False,
                                timeout_seconds, idle_timeout, page_size,
                                backoff if backoff is not None else Backoff(), max_line_bytes,
@@ -504,6 +701,26 @@ class ResourceApi(Generic[T, L]):
         """
         return await _wait_for(self, name, condition, namespace=namespace, timeout=timeout)
 
+    @overload
+    def watch_stream(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ...,
+        resource_version: str | None = ..., send_initial_events: bool = ...,
+        bookmarks: bool = ..., timeout_seconds: int | None = ...,
+        idle_timeout: float | None = ..., max_line_bytes: int = ...,
+        metadata_only: Literal[False] = ...,
+    ) -> WatchStream[T]: ...
+
+    @overload
+    def watch_stream(
+        self, *, namespace: str | None = ..., all_namespaces: bool = ...,
+        label_selector: object = ..., field_selector: object = ...,
+        resource_version: str | None = ..., send_initial_events: bool = ...,
+        bookmarks: bool = ..., timeout_seconds: int | None = ...,
+        idle_timeout: float | None = ..., max_line_bytes: int = ...,
+        metadata_only: Literal[True],
+    ) -> WatchStream[PartialObjectMetadata]: ...
+
     def watch_stream(
         self,
         *,
@@ -517,14 +734,24 @@ class ResourceApi(Generic[T, L]):
         timeout_seconds: int | None = 300,
         idle_timeout: float | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    ) -> WatchStream[T]:
+        metadata_only: bool = False,
+    ) -> WatchStream[T] | WatchStream[PartialObjectMetadata]:
         """One raw watch request: events until the server closes the stream, nothing hidden.
 
         No list, no retries, no relist: ``ERROR`` events (such as 410 Expired) are yielded
         as :class:`~kubeasync.ErrorEvent`, and failures raise. The arguments mean what
         they mean for :meth:`watch` (``bookmarks=True`` asks the server for BOOKMARK
-        events; ``timeout_seconds=None`` leaves the duration to the server).
+        events; ``timeout_seconds=None`` leaves the duration to the server;
+        ``metadata_only=True`` streams :class:`~kubeasync.models.PartialObjectMetadata`).
         """
+        if _metadata_only(metadata_only):
+            return self._metadata().watch_stream(
+                namespace=namespace, all_namespaces=all_namespaces,
+                label_selector=label_selector, field_selector=field_selector,
+                resource_version=resource_version, send_initial_events=send_initial_events,
+                bookmarks=bookmarks, timeout_seconds=timeout_seconds,
+                idle_timeout=idle_timeout, max_line_bytes=max_line_bytes,
+            )
         params = WatchParams(label_selector, field_selector, resource_version,
                              timeout_seconds=timeout_seconds, bookmarks=bookmarks,
                              send_initial_events=send_initial_events)
@@ -532,6 +759,12 @@ class ResourceApi(Generic[T, L]):
                                        params)
         return WatchStream(self._session, request, self.descriptor.model,
                            idle_timeout=idle_timeout, max_line_bytes=max_line_bytes)
+
+
+def _metadata_only(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"metadata_only must be a bool, got {value!r}")
+    return value
 
 
 async def _bounded_gather(coros: Iterable[Awaitable[R]], limit: int) -> builtins.list[R]:

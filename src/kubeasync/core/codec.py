@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar, Union
 import msgspec
 
 from .errors import DecodeError
+from .metadata import METADATA_API_VERSION, PARTIAL_KINDS
 from .request import Request
 
 __all__ = [
@@ -85,7 +86,7 @@ class KindDecoder(Generic[T]):
     checks that they are of that kind (see the module docstring). Built once per kind by
     :func:`kind_decoder`; use it wherever a msgspec decoder goes in :func:`decode`."""
 
-    __slots__ = ("api_version", "decoder", "kind", "model_keeps_kind", "type")
+    __slots__ = ("api_version", "decoder", "kind", "model_keeps_kind", "partial_kind", "type")
 
     def __init__(self, model: type[T], kind: str, api_version: str) -> None:
         self.decoder: msgspec.json.Decoder[T] = decoder_for(model)
@@ -96,6 +97,9 @@ class KindDecoder(Generic[T]):
         # the body itself.
         fields = getattr(model, "__struct_fields__", None)
         self.model_keeps_kind = fields is None or {"kind", "api_version"} <= set(fields)
+        # Metadata-only reads: the server answers PartialObjectMetadata(List), or the
+        # resource's own kind when it cannot (see kubeasync.core.metadata).
+        self.partial_kind = PARTIAL_KINDS.get(model)
 
     def check(self, answer: Any, request: Request | None, body: bytes = b"") -> None:
         """Raise :class:`DecodeError` unless ``answer`` is of this decoder's kind."""
@@ -108,6 +112,9 @@ class KindDecoder(Generic[T]):
             envelope = _ENVELOPE.decode(body)
             kind, api_version = envelope.kind, envelope.apiVersion
         if kind == self.kind and (api_version is None or api_version == self.api_version):
+            return
+        if (self.partial_kind is not None and kind == self.partial_kind
+                and api_version in (None, METADATA_API_VERSION)):
             return
         if not isinstance(kind, str) or not kind:
             found = "names no kind"

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from .descriptor import ResourceDescriptor
+from .metadata import PARTIAL_LIST_ACCEPT, PARTIAL_OBJECT_ACCEPT, is_metadata_only
 from .names import quote_segment, validate_name, validate_namespace
 from .params import (
     DeleteParams,
@@ -89,6 +90,14 @@ class RequestBuilder(Generic[ObjT, ListT]):
 
     def __init__(self, descriptor: ResourceDescriptor[ObjT, ListT]) -> None:
         self.descriptor = descriptor
+        # Reads of a metadata-only descriptor ask for PartialObjectMetadata(List).
+        metadata_only = is_metadata_only(descriptor)
+        self._object_read: Mapping[str, str] = (
+            {"Accept": PARTIAL_OBJECT_ACCEPT} if metadata_only else {"Accept": JSON}
+        )
+        self._list_read: Mapping[str, str] = (
+            {"Accept": PARTIAL_LIST_ACCEPT} if metadata_only else {"Accept": JSON}
+        )
 
     # ----------------------------------------------------------------- paths
 
@@ -126,17 +135,18 @@ class RequestBuilder(Generic[ObjT, ListT]):
         subresource: str | None = None,
     ) -> Request:
         self.require("get")
-        return Request("GET", self.object_path(name, namespace, subresource), params.query)
+        return Request("GET", self.object_path(name, namespace, subresource), params.query,
+                       self._object_read if subresource is None else {"Accept": JSON})
 
     def list(self, namespace: str | None, params: ListParams = _LIST) -> Request:
         self.require("list")
         return Request("GET", self.collection_path(namespace, all_namespaces_ok=True),
-                       params.query)
+                       params.query, self._list_read)
 
     def watch(self, namespace: str | None, params: WatchParams) -> Request:
         self.require("watch")
         return Request("GET", self.collection_path(namespace, all_namespaces_ok=True),
-                       params.query)
+                       params.query, self._object_read)
 
     def create(self, namespace: str | None, body: bytes, params: WriteParams = _WRITE) -> Request:
         self.require("create")

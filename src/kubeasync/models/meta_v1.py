@@ -27,6 +27,8 @@ __all__ = [
     "ManagedFieldsEntry",
     "ObjectMeta",
     "OwnerReference",
+    "PartialObjectMetadata",
+    "PartialObjectMetadataList",
     "Patch",
     "Preconditions",
     "ServerAddressByClientCIDR",
@@ -640,6 +642,61 @@ class OwnerReference(KubeModel, kw_only=True):
     kind: str | None = None
     name: str | None = None
     uid: str | None = None
+
+
+class PartialObjectMetadata(KubeModel, kw_only=True):
+    """PartialObjectMetadata is a generic representation of any object with ObjectMeta. It allows
+    clients to get access to a particular ObjectMeta schema without knowing the details of the
+    version.
+
+    OpenAPI definition: ``io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadata``.
+
+    Attributes:
+        api_version (apiVersion): APIVersion defines the versioned schema of this representation of
+            an object.
+        kind: Kind is a string value representing the REST resource this object represents. Servers
+            may infer this from the endpoint the client submits requests to.
+        metadata: Standard object's metadata. Never None: a missing or null value is an empty
+            ``ObjectMeta``.
+    """
+
+    api_version: str | None = msgspec.field(default=None, name="apiVersion")
+    kind: str | None = None
+    metadata: NullDefault[ObjectMeta] = msgspec.field(default_factory=ObjectMeta)
+
+    def __post_init__(self) -> None:
+        # Servers send null here at times (watch BOOKMARKs): it means the default.
+        if self.metadata is None:
+            self.metadata = ObjectMeta()
+
+
+class PartialObjectMetadataList(KubeModel, kw_only=True):
+    """PartialObjectMetadataList contains a list of objects containing only their metadata.
+
+    OpenAPI definition: ``io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList``.
+
+    Attributes:
+        api_version (apiVersion): APIVersion defines the versioned schema of this representation of
+            an object.
+        items: items contains each of the included items. Never None: a missing or null value is an
+            empty list.
+        kind: Kind is a string value representing the REST resource this object represents. Servers
+            may infer this from the endpoint the client submits requests to.
+        metadata: Standard list metadata. Never None: a missing or null value is an empty
+            ``ListMeta``.
+    """
+
+    api_version: str | None = msgspec.field(default=None, name="apiVersion")
+    items: NullDefault[list[PartialObjectMetadata]] = msgspec.field(default_factory=list)
+    kind: str | None = None
+    metadata: NullDefault[ListMeta] = msgspec.field(default_factory=ListMeta)
+
+    def __post_init__(self) -> None:
+        # Servers send null here at times (watch BOOKMARKs): it means the default.
+        if self.items is None:
+            self.items = []
+        if self.metadata is None:
+            self.metadata = ListMeta()
 
 
 class Preconditions(KubeModel, kw_only=True):

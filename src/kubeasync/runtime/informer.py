@@ -62,7 +62,7 @@ import builtins
 import collections
 import logging
 import weakref
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -70,7 +70,7 @@ import msgspec
 from ..core.descriptor import ResourceDescriptor
 from ..core.errors import KubeError
 from ..core.names import validate_name
-from ..core.objects import Key, accessor_for
+from ..core.objects import accessor_for
 from ..core.params import WatcherConfig
 from ..core.selectors import parse_label_selector
 from ..streams.events import Event
@@ -138,7 +138,7 @@ class _Consumer(Generic[T]):
     __slots__ = ("batches", "lagged", "max_queue", "offset", "wakeup")
 
     def __init__(self, max_queue: int) -> None:
-        self.batches: collections.deque[list[Change[T]]] = collections.deque()
+        self.batches: collections.deque[Sequence[Change[T]]] = collections.deque()
         self.offset = 0  # how much of batches[0] was read
         self.max_queue = max_queue
         self.lagged = False
@@ -212,7 +212,7 @@ class Informer(Generic[T]):
         self.config = config
         self._features = features if features is not None else ServerFeatures()
         self._new_watcher()  # checks the scope now, before anything runs
-        self._store: Store[T] = Store(accessor_for(descriptor.model))
+        self._store: Store[T] = Store(accessor_for(descriptor.model), descriptor.model)
         self._access = accessor_for(descriptor.model)
         self._starts = 0
         self._run: _Run[T] | None = None
@@ -252,7 +252,7 @@ class Informer(Generic[T]):
             state = "synced" if self._run.synced else "syncing"
         return (
             f"<Informer {self.descriptor.plural} {scope}{selectors} {state},"
-            f" {len(self._store.objects)} objects>"
+            f" {len(self._store)} objects>"
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -364,8 +364,9 @@ class Informer(Generic[T]):
         watcher = run.watcher
         try:
             while True:
-                batch = await watcher.next_batch()
-                self._apply(run, batch)
+                # Not kept in a local: a resync's batch holds every object decoded, and
+                # this frame lives on while it waits for the next one.
+                self._apply(run, await watcher.next_batch())
                 if not run.synced:
                     run.synced = True
                     run.settled.set()
@@ -402,7 +403,7 @@ class Informer(Generic[T]):
         (required for an all-namespaces informer of a namespaced resource)."""
         key = (self._scope(namespace), validate_name(name))
         self._check()
-        return self._store.objects.get(key)
+        return self._store.get(key)
 
     def list(
         self, *, namespace: str | None = None, label_selector: object = None
@@ -413,16 +414,13 @@ class Informer(Generic[T]):
         selector = parse_label_selector(label_selector) if label_selector is not None else None
         prefix = self._scope(namespace) if namespace is not None else None
         self._check()
-        objects: Iterable[tuple[Key, T]] = self._store.objects.items()
-        if prefix is not None:
-            objects = [(key, obj) for key, obj in objects if key[0] == prefix]
-        if selector is None:
-            return [obj for _, obj in objects]
-        labels = self._access.labels
-        return [obj for _, obj in objects if selector.matches(labels(obj))]
+        store = self._store
+        if selector is None and prefix is None:
+            return store.objects()
+        return store.objects(store.select(selector, prefix))
 
     def __len__(self) -> int:
-        return len(self._store.objects)
+        return len(self._store)
 
     # ------------------------------------------------------------ indexes
 
@@ -503,11 +501,9 @@ class ChangeStream(Generic[T]):
 
     def _subscribe(self, run: _Run[T]) -> _Consumer[T]:
         consumer: _Consumer[T] = _Consumer(self._max_queue)
-        objects = self._informer._store.objects
-        if self._replay and objects:
-            consumer.batches.append(
-                [Change("added", obj, None, key) for key, obj in objects.items()]
-            )
+        store = self._informer._store
+        if self._replay and len(store):
+            consumer.batches.append(store.snapshot())
         run.consumers.add(consumer)
         self._run, self._consumer = run, consumer
         return consumer

@@ -34,6 +34,7 @@ from ._eviction import evict
 from ._faults import FaultRule, Faults
 from ._kinds import strategy_for
 from ._kubelet_proxy import KubeletProxy
+from ._partial import partial_list, partial_object, wants_partial
 from ._registry import ListOptions, Registry, meta, rid
 from ._served import SERVED_RESOURCES, version_priority
 from ._store import Event, Expired, Obj, Store
@@ -593,6 +594,8 @@ class FakeApiServer:
                 if wants_table(request.headers.get("Accept", "")):
                     listing = table(d.group, d.kind, listing["items"], listing["metadata"],
                                     columns=self.crds.columns(d))
+                elif self._partial(request, d, collection=True):
+                    listing = partial_list(listing)
                 return self._json(request, listing)
             if method == "POST" and (namespace is not None or not d.namespaced):
                 self._require(d, "create")
@@ -646,6 +649,8 @@ class FakeApiServer:
                 obj = table(d.group, d.kind, [obj],
                             {"resourceVersion": meta(obj).get("resourceVersion")},
                             columns=self.crds.columns(d))
+            elif subresource is None and self._partial(request, d, collection=False):
+                obj = partial_object(obj)
             return self._json(request, obj)
         if method == "PUT":
             self._require(d, "update")
@@ -859,9 +864,20 @@ class FakeApiServer:
                 self.store.unsubscribe(watch.on_event)
                 self._watches.discard(watch)
 
+    serve_partial_metadata = True
+    """Whether metadata-only requests get PartialObjectMetadata (set it False on one server
+    to play an API server that answers them with the full objects)."""
+
+    def _partial(self, request: web.Request, d: Descriptor, *, collection: bool,
+                 watch: bool = False) -> bool:
+        return self.serve_partial_metadata and wants_partial(
+            request.headers.get("Accept", ""), d, collection=collection, watch=watch)
+
     def _line_encoder(self, request: web.Request, d: Descriptor) -> LineEncoder:
-        """How this watch writes events: objects (in the version watched), or one-row
-        Tables for kubectl."""
+        """How this watch writes events: objects (in the version watched), metadata only,
+        or one-row Tables for kubectl."""
+        if self._partial(request, d, collection=True, watch=True):
+            return lambda kind, obj: _line(kind, obj if kind == "ERROR" else partial_object(obj))
         if not wants_table(request.headers.get("Accept", "")):
             def in_version(kind: str, obj: Mapping[str, Any]) -> bytes:
                 if kind in ("BOOKMARK", "ERROR") or obj.get("apiVersion") == d.api_version:
