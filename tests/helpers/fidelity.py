@@ -522,7 +522,8 @@ KNOWN_PATHS: tuple[tuple[frozenset[str], str, str], ...] = (
      "jobs have metadata.generation from Kubernetes 1.21 (1.20 sets none)"),
     (frozenset({"Pod"}), "spec.volumes",
      "the service-account token volume (a secret on 1.20, projected from 1.21): the fake "
-     "serves no service accounts or secrets"),
+     "serves ServiceAccounts and Secrets but no namespace gets a default account, and its "
+     "admission mounts no token"),
     (frozenset({"Pod"}), "spec.containers.volumeMounts", "the token volume's mount (above)"),
     (frozenset({"Job"}), "status.startTime",
      "the job controller's writes: the fake runs it only with simulate=True"),

@@ -247,8 +247,8 @@ def _prepare_pod(obj: Obj, old: Obj | None, ctx: Context) -> None:
     spec.setdefault("enableServiceLinks", True)
     if old is None:
         # The admission plugins every cluster runs: ServiceAccount (without the token
-        # volume: the fake serves no service accounts or secrets), Priority and
-        # DefaultTolerationSeconds.
+        # volume: no namespace gets a default account here, as no service-account
+        # controller runs), Priority and DefaultTolerationSeconds.
         account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         spec["serviceAccountName"] = spec["serviceAccount"] = account
         spec.setdefault("priority", 0)
