@@ -394,3 +394,31 @@ async def test_a_crd_s_printer_columns_make_its_table(api: Any, kube: kubeasync.
     _, beta = await api("GET", "/apis/stable.example.com/v1beta1/namespaces/default/crontabs",
                         headers={"Accept": TABLE})
     assert [c["name"] for c in beta["columnDefinitions"]] == ["Name", "Age"]
+
+
+async def test_finalizer_names_are_validated_as_kube_does(kube: kubeasync.Client) -> None:
+    def config(name: str, *finalizers: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "finalizers": list(finalizers)}}
+
+    # A core kind's finalizer is a standard one or domain-qualified.
+    created = await kube.config_maps.create(config("ok", "example.com/cleanup", "orphan"))
+    assert created.metadata.finalizers == ["example.com/cleanup", "orphan"]
+    with pytest.raises(Invalid) as info:
+        await kube.config_maps.create(config("plain", "cleanup"))
+    assert info.value.status.message == (
+        'ConfigMap "plain" is invalid: metadata.finalizers[0]: Invalid value: "cleanup":'
+        " name is neither a standard finalizer name nor is it fully qualified")
+    # ... on updates too.
+    with pytest.raises(Invalid, match=r"metadata\.finalizers\[1\]"):
+        await kube.config_maps.patch("ok", {"metadata": {"finalizers": [
+            "example.com/cleanup", "cleanup"]}})
+    # Other groups' kinds need only qualified names.
+    rs = await kube.replica_sets.create({**deployment(replicas=0), "metadata": {
+        "name": "rs", "finalizers": ["cleanup"]}})
+    assert rs.metadata.finalizers == ["cleanup"]
+    with pytest.raises(Invalid) as info:
+        await kube.replica_sets.create({**deployment(replicas=0), "metadata": {
+            "name": "bad", "finalizers": ["not a name"]}})
+    assert [c.field for c in info.value.status.details.causes or []] == [
+        "metadata.finalizers[0]"]
+    assert "name part must consist of alphanumeric characters" in info.value.status.message
