@@ -9,7 +9,8 @@ available (``observedGeneration`` caught up, every replica updated and available
 the progress. The exit status is 0 when every Deployment became available within
 ``--timeout`` seconds, 1 otherwise (2 when the manifest or the apply failed).
 
-Import it to run it elsewhere (its test runs it against a real kube-apiserver):
+Import it to run it elsewhere (its tests run it on the embedded server, whose controllers
+make the Deployment available, and on a real kube-apiserver):
 
     deployments = await apply_and_wait(kube, kubeasync.load_all_yaml(path), field_manager="me")
 """

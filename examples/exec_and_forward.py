@@ -9,8 +9,8 @@ a free local port, sends one HTTP request through it and prints the first line o
 comes back. ``--create`` first creates the Deployment (nginx, one replica) and deletes it
 at the end. The exit status is the command's.
 
-Import it to run it elsewhere (its test runs it on a real API server with a
-VirtualKubelet as the node, which answers every port as an echo server):
+Import it to run it elsewhere (its tests run it on the embedded server and on a real API
+server with a VirtualKubelet as the node, which answers every port as an echo server):
 
     pod = await ready_pod(kube, "web", namespace="default")
 """

@@ -18,7 +18,9 @@ import kubeasync
 from examples.fastapi_informer import create_app
 from examples.job_runner import job_manifest, run_job
 from examples.watch_checkpoint import follow, load_checkpoint
-from kubeasync.testing import ANNOTATION_EXIT_CODE, ANNOTATION_LOG, FakeApiServer
+from examples.website_controller import CRD, WEBSITES
+from kubeasync.testing import ANNOTATION_EXIT_CODE, ANNOTATION_LOG, FakeApiServer, Timings
+from tests.helpers.waiting import eventually
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -182,3 +184,126 @@ async def test_fastapi_service_answers_from_the_informer(
     finally:
         server.should_exit = True
         await serving
+
+
+# ------------------------------------------------------------------ the workload examples
+# On the embedded server's default table: apps/v1 with its controllers, CRDs served when
+# created, the simulated node running the pods.
+
+FAST = Timings(schedule=0.01, start=0.02, run=0.05, terminate=0.02)
+
+
+async def run_example(script: str, *args: str, timeout: float = 90) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHECKOUT / "examples" / script), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.fake_apiserver(simulate=True, timings=FAST)
+async def test_apply_manifest_runs_as_a_script_until_its_deployment_is_available(
+    fake_apiserver: FakeApiServer, kube: kubeasync.Client, tmp_path: Path
+) -> None:
+    kubeconfig = fake_apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+    code, out, err = await run_example(
+        "apply_manifest.py", str(CHECKOUT / "examples" / "manifests" / "web.yaml"),
+        "--kubeconfig", str(kubeconfig), "--field-manager", "demo", "--timeout", "60")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "applied 4 objects"
+    assert lines[-1] == "deployment web-demo/web: available (2/2)"
+    web = await kube.deployments.get("web", namespace="web-demo")
+    assert web.status is not None and web.status.available_replicas == 2
+    pods = (await kube.pods.list(namespace="web-demo")).items
+    assert len(pods) == 2 and all(p.status is not None and p.status.phase == "Running"
+                                  for p in pods)
+
+
+async def exists(api: Any, name: str, namespace: str | None) -> None:
+    async def found() -> bool:
+        try:
+            await api.get(name, namespace=namespace)
+        except kubeasync.NotFound:
+            return False
+        return True
+
+    await eventually(found, f"{name} exists", 60)
+
+
+@pytest.mark.fake_apiserver(simulate=True, timings=FAST)
+async def test_website_controller_runs_as_a_script_installing_its_crd(
+    fake_apiserver: FakeApiServer, kube: kubeasync.Client, tmp_path: Path
+) -> None:
+    kubeconfig = fake_apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(CHECKOUT / "examples" / "website_controller.py"),
+        "--kubeconfig", str(kubeconfig), "--namespace", "default", "--workers", "2",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        name = CRD["metadata"]["name"]
+        # The server did not have it: the example installs it and waits until Established.
+        await exists(kube.custom_resource_definitions, name, None)
+        await kube.custom_resource_definitions.wait_for(
+            name, kubeasync.conditions.crd_established, timeout=60)
+        sites = kube.resource(WEBSITES)
+        await sites.create({"metadata": {"name": "blog"},
+                            "spec": {"image": "nginx:1.25", "replicas": 2}},
+                           namespace="default")
+        # The server's controllers make the Deployment available; the example reports it.
+        await exists(kube.deployments, "blog", "default")
+        deployment = await kube.deployments.wait_for(
+            "blog", kubeasync.conditions.deployment_available, namespace="default",
+            timeout=60)
+        site = await sites.wait_for(
+            "blog", lambda s: s.status is not None and s.status.available_replicas == 2,
+            namespace="default", timeout=60)
+        assert site.status.observed_generation == site.metadata.generation
+        assert [(c.type, c.status) for c in site.status.conditions] == [("Available", "True")]
+        [owner] = deployment.metadata.owner_references or []
+        assert (owner.kind, owner.uid) == ("Website", site.metadata.uid)
+
+        await sites.delete("blog", namespace="default")
+        await sites.wait_for("blog", kubeasync.conditions.deleted, namespace="default",
+                             timeout=60)
+
+        async def gone() -> bool:
+            return not ((await kube.deployments.list(namespace="default")).items
+                        or (await kube.replica_sets.list(namespace="default")).items
+                        or (await kube.pods.list(namespace="default")).items)
+
+        await eventually(gone, "the Website's Deployment, ReplicaSet and pods gone", 60)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        _, err = await process.communicate()
+    assert "installed the CRD websites.demo.kubeasync.io" in err.decode()
+
+
+@pytest.mark.fake_apiserver(simulate=True, timings=FAST)
+async def test_exec_and_forward_runs_as_a_script(
+    fake_apiserver: FakeApiServer, kube: kubeasync.Client, tmp_path: Path
+) -> None:
+    kubeconfig = fake_apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+    code, out, err = await run_example(
+        "exec_and_forward.py", "--kubeconfig", str(kubeconfig), "-n", "default",
+        "--deployment", "web", "--create", "--port", "80", "--", "sh", "-c",
+        "hostname; exit 2")
+    assert code == 2, err  # the command's exit code
+    pod = out.strip()
+    assert pod.startswith("web-")  # the hostname of a pod of the Deployment
+    assert f"{pod}: sh -c hostname; exit 2 exited with 2" in err
+    # the simulated node's echo server answers the forwarded port with the request itself
+    assert f"{pod}:80 answered: GET / HTTP/1.0" in err
+    # --create deleted the Deployment at the end (in the foreground: its pods first)
+    assert not (await kube.deployments.list(namespace="default")).items

@@ -37,7 +37,6 @@ def test_the_record_covers_the_scenario(recorded: dict[str, dict[str, Any]]) -> 
     assert set(KNOWN_STEPS) <= set(ids)
 
 
-@pytest.mark.fake_apiserver(resources=fidelity.fake_resources())
 async def test_fake_answers_as_the_recorded_real_server(
     fake_apiserver: FakeApiServer, recorded: dict[str, dict[str, Any]]
 ) -> None:

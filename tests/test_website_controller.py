@@ -1,10 +1,11 @@
 """examples/website_controller.py on the embedded API server.
 
-The embedded server does not make CRDs served when they are created (yet), so it is
-given the Website descriptor directly, and the example sees the resource served and skips
-installing the CRD. It does not run a Deployment controller either: the test writes the
-Deployment's status itself, as one would. (tests/integration/test_real_website_controller.py
-runs the example on a real server, CRD installation included.)
+The server here is given a narrow table: the Website descriptor directly (the example sees
+the resource served and skips installing the CRD) and Deployments without ReplicaSets, so
+that no Deployment controller runs and the test writes the Deployment's status itself, step
+by step. tests/test_examples.py runs the example as a script on the default table (it
+installs its CRD, the server's controllers make the Deployment available), and
+tests/integration/test_real_website_controller.py on a real server.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 Deployments, ReplicaSets and StatefulSets on a server whose simulated node runs the pods
 (they become Running and Ready), observed through the public API and watches. The
-server is built with an explicit table (the seed rows plus apps/v1), so these tests do
-not depend on what the server serves by default.
+server serves its default table (apps/v1 is in it, so its controllers run).
 """
 
 from __future__ import annotations
@@ -20,22 +19,14 @@ import pytest
 import kubeasync
 from examples.website_controller import WEBSITES, WebsiteController
 from kubeasync import conditions
-from kubeasync.kinds import (
-    APPS_V1_CONTROLLER_REVISIONS,
-    APPS_V1_DEPLOYMENTS,
-    APPS_V1_REPLICA_SETS,
-    APPS_V1_STATEFUL_SETS,
-    EVENTS_V1_EVENTS,
-)
+from kubeasync.kinds import APPS_V1_DEPLOYMENTS, SEED_RESOURCES
 from kubeasync.models import Pod
 from kubeasync.testing import SERVED_RESOURCES, FakeApiServer, Timings
 from kubeasync.testing._workloads import pod_template_hash, scaled_value
 from tests.helpers.waiting import eventually
 
 FAST = Timings(schedule=0.01, start=0.02, run=0.05, terminate=0.02)
-APPS = (*SERVED_RESOURCES, APPS_V1_DEPLOYMENTS, APPS_V1_REPLICA_SETS, APPS_V1_STATEFUL_SETS,
-        APPS_V1_CONTROLLER_REVISIONS)
-workloads = pytest.mark.fake_apiserver(simulate=True, timings=FAST, resources=APPS)
+workloads = pytest.mark.fake_apiserver(simulate=True, timings=FAST)
 NS = "default"
 WAIT = 30.0
 
@@ -139,7 +130,9 @@ def test_pod_template_hash_is_stable_and_kube_shaped() -> None:
 # ------------------------------------------------------------------ Deployments
 
 @workloads
-async def test_deployment_rolls_out_to_available(kube: kubeasync.Client) -> None:
+async def test_deployment_rolls_out_to_available(
+    kube: kubeasync.Client, fake_apiserver: FakeApiServer
+) -> None:
     await kube.deployments.create(deployment("web"), namespace=NS)
     available = await kube.deployments.wait_for("web", conditions.deployment_available,
                                                 namespace=NS, timeout=WAIT)
@@ -158,7 +151,11 @@ async def test_deployment_rolls_out_to_available(kube: kubeasync.Client) -> None
     sets = (await kube.replica_sets.list(namespace=NS)).items
     assert len(sets) == 1
     rs = sets[0]
-    template_hash = pod_template_hash(deployment("web")["spec"]["template"])
+    # The hash is of the template as stored: with the server's defaults filled in.
+    stored = fake_apiserver.get_object(APPS_V1_DEPLOYMENTS, "web")
+    assert stored is not None and stored["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+    template_hash = pod_template_hash(stored["spec"]["template"])
+    assert template_hash != pod_template_hash(deployment("web")["spec"]["template"])
     assert rs.metadata.name == f"web-{template_hash}"
     assert by_type["Progressing"].message == f'ReplicaSet "{rs.metadata.name}" has successfully progressed.'
     assert rs.metadata.labels == {"app": "web", "pod-template-hash": template_hash}
@@ -577,12 +574,13 @@ async def test_foreground_deletion_keeps_the_owner_until_its_dependents_are_gone
     kube: kubeasync.Client
 ) -> None:
     await _deployment_with_pods(kube)
-    order: list[tuple[str, str]] = []
+    deleted: list[tuple[int, str, str]] = []
 
     async def record(api: Any, kind: str) -> None:
         async for event in api.watch(namespace=NS):
             if event.type == "DELETED":
-                order.append((kind, event.object.metadata.name))
+                deleted.append((int(event.object.metadata.resource_version), kind,
+                                event.object.metadata.name))
 
     tasks = [asyncio.create_task(record(kube.deployments, "Deployment")),
              asyncio.create_task(record(kube.replica_sets, "ReplicaSet")),
@@ -595,13 +593,16 @@ async def test_foreground_deletion_keeps_the_owner_until_its_dependents_are_gone
         assert held.metadata.deletion_timestamp is not None
         assert held.metadata.finalizers == ["foregroundDeletion"]
         await kube.deployments.wait_for("web", conditions.deleted, namespace=NS, timeout=WAIT)
-        await eventually(lambda: ("Deployment", "web") in order, "the deployment's DELETED",
-                         WAIT)
+        await eventually(lambda: any(k == "Deployment" for _, k, _ in deleted),
+                         "the deployment's DELETED", WAIT)
+        await eventually(lambda: len(deleted) == 4, "four DELETED events", WAIT)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    kinds = [kind for kind, _ in order]
+    # Three watches deliver independently: the deletions' order is their resourceVersions'.
+    order = sorted(deleted)
+    kinds = [kind for _, kind, _ in order]
     assert kinds == ["Pod", "Pod", "ReplicaSet", "Deployment"], order
 
 
@@ -621,7 +622,11 @@ async def test_orphan_deletion_leaves_the_replica_set_and_pods(kube: kubeasync.C
 
 
 async def test_without_apps_kinds_served_no_workload_controller_runs() -> None:
-    async with FakeApiServer(simulate=True, timings=FAST) as server:
+    async with FakeApiServer(simulate=True, timings=FAST) as server:  # the default table
+        assert server.control_plane.workloads.deployments is not None
+        assert server.control_plane.workloads.replica_sets is not None
+        assert server.control_plane.workloads.stateful_sets is not None
+    async with FakeApiServer(simulate=True, timings=FAST, resources=SEED_RESOURCES) as server:
         assert server.control_plane.workloads.deployments is None
         assert server.control_plane.workloads.replica_sets is None
         assert server.control_plane.workloads.stateful_sets is None
@@ -631,10 +636,15 @@ async def test_without_apps_kinds_served_no_workload_controller_runs() -> None:
 async def test_a_pod_the_server_refuses_is_reported_as_replica_failure(
     kube: kubeasync.Client
 ) -> None:
+    # The ReplicaSet is valid (kube checks only a template's labels, annotations and
+    # spec), but a core object's finalizer must be standard or domain-qualified: every
+    # pod made from the template is refused.
     body = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "broken"},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "broken"}},
-                     "template": {"metadata": {"labels": {"app": "broken"}},
-                                  "spec": {"containers": []}}}}
+                     "template": {"metadata": {"labels": {"app": "broken"},
+                                               "finalizers": ["cleanup"]},
+                                  "spec": {"containers": [{"name": "app",
+                                                           "image": "nginx:1.25"}]}}}}
     await kube.replica_sets.create(body, namespace=NS)
 
     def failed(rs: Any) -> bool:
@@ -643,7 +653,9 @@ async def test_a_pod_the_server_refuses_is_reported_as_replica_failure(
 
     rs = await kube.replica_sets.wait_for("broken", failed, namespace=NS, timeout=WAIT)
     (condition,) = rs.status.conditions
-    assert condition.status == "True" and "spec.containers" in condition.message
+    assert condition.status == "True"
+    assert 'metadata.finalizers[0]: Invalid value: "cleanup": name is neither a standard' \
+        in condition.message
     assert rs.status.replicas == 0
     assert not (await kube.pods.list(namespace=NS)).items
 
@@ -666,7 +678,7 @@ async def test_the_apply_manifest_example_sees_its_deployment_become_available(
 
 
 @pytest.mark.fake_apiserver(simulate=True, timings=FAST, resources=(
-    *APPS, EVENTS_V1_EVENTS, WEBSITES))
+    *SERVED_RESOURCES, WEBSITES))
 async def test_the_website_controller_example_gets_availability_from_the_controllers(
     kube: kubeasync.Client, fake_apiserver: FakeApiServer
 ) -> None:

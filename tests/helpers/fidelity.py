@@ -522,25 +522,15 @@ KNOWN_PATHS: tuple[tuple[frozenset[str], str, str], ...] = (
      "jobs have metadata.generation from Kubernetes 1.21 (1.20 sets none)"),
     (frozenset({"Pod"}), "spec.volumes",
      "the service-account token volume (a secret on 1.20, projected from 1.21): the fake "
-     "serves no service accounts or secrets"),
+     "serves ServiceAccounts and Secrets but no namespace gets a default account, and its "
+     "admission mounts no token"),
     (frozenset({"Pod"}), "spec.containers.volumeMounts", "the token volume's mount (above)"),
     (frozenset({"Job"}), "status.startTime",
      "the job controller's writes: the fake runs it only with simulate=True"),
     (frozenset({"Job"}), "status.active", "the job controller's writes (above)"),
-    *((frozenset({"Deployment", "ReplicaSet"}), path,
-       "kube-apiserver's defaulting of apps/v1 objects and their pod templates: the"
-       " embedded server's kind defaults are another branch's work (serve-kinds,"
-       " testing/_kinds.py); its controllers read missing fields with kube's defaults")
-      for path in ("spec.progressDeadlineSeconds", "spec.revisionHistoryLimit",
-                   "spec.strategy", "spec.template.metadata.creationTimestamp",
-                   "spec.template.spec.containers.imagePullPolicy",
-                   "spec.template.spec.containers.resources",
-                   "spec.template.spec.containers.terminationMessagePath",
-                   "spec.template.spec.containers.terminationMessagePolicy",
-                   "spec.template.spec.dnsPolicy", "spec.template.spec.restartPolicy",
-                   "spec.template.spec.schedulerName", "spec.template.spec.securityContext")),
     (frozenset({"APIResourceList"}), "resources.group",
-     "subresources served from another group (pods/eviction, */scale): the fake has none"),
+     "subresources of another group (pods/eviction is policy/v1beta1, */scale autoscaling/v1):"
+     " the fake serves them but its discovery names no group or version for them"),
     (frozenset({"APIResourceList"}), "resources.version", "the same subresources (above)"),
     (frozenset({"APIResourceList"}), "resources.shortNames",
      "the fake serves the catalogue of 1.37, whose batch/v1 has CronJobs (short name cj); "
@@ -614,21 +604,10 @@ def table(real: Mapping[str, Mapping[str, Any]],
     return "\n".join(lines), unexpected
 
 
-def fake_resources() -> tuple[Any, ...]:
-    """What the fake serves for the scenario: its default table and the apps/v1 kinds
-    the deployment steps use (explicit, whatever the default table holds)."""
-    from kubeasync.kinds import APPS_V1_DEPLOYMENTS, APPS_V1_REPLICA_SETS
-    from kubeasync.testing import SERVED_RESOURCES
-
-    present = {(d.group, d.plural) for d in SERVED_RESOURCES}
-    return (*SERVED_RESOURCES, *(d for d in (APPS_V1_DEPLOYMENTS, APPS_V1_REPLICA_SETS)
-                                 if (d.group, d.plural) not in present))
-
-
 async def run_fake(**options: Any) -> dict[str, dict[str, Any]]:
     from kubeasync.testing import FakeApiServer
 
-    async with FakeApiServer(**{"resources": fake_resources(), **options}) as server:
+    async with FakeApiServer(**options) as server:
         return await run_scenario(Target(server.url), watch_timeout=1.0)
 
 

@@ -26,7 +26,7 @@ client sees the same sequence of separate events a real cluster produces.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,6 +81,13 @@ class ControlPlane:
         self.errors: list[BaseException] = []
         self.workloads = Workloads(self)
         self.store.subscribe(self._on_event)
+
+    def serve(self, resources: Iterable[Descriptor]) -> None:
+        """The server serves ``resources`` from now on (a CRD's kinds once it is
+        Established): garbage collection and namespace cleanup find their objects by store
+        name. A resource no longer served stays known, so that the objects left of it (a
+        CRD's custom resources being cleaned up) can still be finalized and collected."""
+        self._by_rid.update((rid(d), d) for d in resources)
 
     def _find(self, group: str, kind: str) -> Descriptor | None:
         return next((d for d in self.registry.resources if d.group == group and d.kind == kind),

@@ -61,6 +61,39 @@ def name_causes(rule: str, name: str, field_path: str = "metadata.name") -> list
     return causes
 
 
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_QUALIFIED_NAME_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and"
+    " end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex"
+    " used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+#: The finalizers a core kind may carry without a ``domain/`` prefix (kube's
+#: IsStandardFinalizerName).
+_STANDARD_FINALIZERS = frozenset({"kubernetes", "orphan", "foregroundDeletion"})
+
+
+def finalizer_causes(obj: Mapping[str, Any], core: bool) -> list[Cause]:
+    """``metadata.finalizers`` as ValidateObjectMeta checks them: qualified names and, for
+    the core group's kinds, either a standard finalizer or a ``domain/name``. A pod
+    template's finalizers are not checked (kube validates only a template's labels and
+    annotations): the pods made from it are."""
+    finalizers = _get(obj, "metadata", "finalizers")
+    causes: list[Cause] = []
+    for i, value in enumerate(finalizers if isinstance(finalizers, list) else []):
+        where = f"metadata.finalizers[{i}]"
+        text = str(value)
+        prefix, _, name = text.rpartition("/")
+        if prefix and not (len(prefix) <= 253 and _SUBDOMAIN.fullmatch(prefix)):
+            causes.append(invalid(where, text, "prefix part " + _SUBDOMAIN_MSG))
+        if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
+            causes.append(invalid(where, text, _QUALIFIED_NAME_MSG if len(name) <= 63
+                                  else "name part must be no more than 63 characters"))
+        elif core and not prefix and text not in _STANDARD_FINALIZERS:
+            causes.append(invalid(where, text, "name is neither a standard finalizer name"
+                                               " nor is it fully qualified"))
+    return causes
+
+
 class Writer(Protocol):
     """What a kind's follow-up writes (a controller's work done at once) may do."""
 
@@ -214,8 +247,8 @@ def _prepare_pod(obj: Obj, old: Obj | None, ctx: Context) -> None:
     spec.setdefault("enableServiceLinks", True)
     if old is None:
         # The admission plugins every cluster runs: ServiceAccount (without the token
-        # volume: the fake serves no service accounts or secrets), Priority and
-        # DefaultTolerationSeconds.
+        # volume: no namespace gets a default account here, as no service-account
+        # controller runs), Priority and DefaultTolerationSeconds.
         account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         spec["serviceAccountName"] = spec["serviceAccount"] = account
         spec.setdefault("priority", 0)

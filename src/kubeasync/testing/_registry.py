@@ -23,7 +23,14 @@ import yaml
 from ..core.descriptor import ResourceDescriptor
 from ..models import format_time
 from . import _status as st
-from ._kinds import Context, KindStrategy, name_causes, omit_empty, strategy_for
+from ._kinds import (
+    Context,
+    KindStrategy,
+    finalizer_causes,
+    name_causes,
+    omit_empty,
+    strategy_for,
+)
 from ._patch import (
     PatchError,
     Path,
@@ -332,7 +339,8 @@ class Registry:
             obj["status"] = clone(dict(strategy.initial_status))
         omit_empty(obj, strategy)
         strategy.prepare(obj, None, self._context(uid, d))
-        causes = name_causes(strategy.name_rule, name) + strategy.validate(obj)
+        causes = (name_causes(strategy.name_rule, name)
+                  + finalizer_causes(obj, core=not d.group) + strategy.validate(obj))
         if causes:
             raise st.invalid_object(d, name, causes)
         key = self._key(d, namespace, name)
@@ -511,7 +519,7 @@ class Registry:
                 else:
                     new_meta.pop(system, None)
             strategy.prepare(candidate, old, self._context(str(old_meta.get("uid")), d))
-            causes = strategy.validate(candidate)
+            causes = finalizer_causes(candidate, core=not d.group) + strategy.validate(candidate)
             if causes:
                 raise st.invalid_object(d, name, causes)
             if bump and strategy.has_generation and _spec(candidate) != _spec(old):

@@ -205,10 +205,8 @@ class FakeApiServer:
     def _serve(self, resources: tuple[Descriptor, ...]) -> None:
         """Serve this table from now on (at start, and when a CRD comes or goes)."""
         self.registry.resources = resources
-        groups, by_rid = _index(resources)
-        self._groups = groups
-        # The garbage collector and namespace controller find resources by store name.
-        self.control_plane._by_rid.update(by_rid)
+        self._groups, _ = _index(resources)
+        self.control_plane.serve(resources)
 
     # ------------------------------------------------------------ lifecycle
 
