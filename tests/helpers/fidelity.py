@@ -46,6 +46,10 @@ PVCS = "/api/v1/namespaces/{ns}/persistentvolumeclaims"
 JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
 DEPLOYS = "/apis/apps/v1/namespaces/{ns}/deployments"
 RSS = "/apis/apps/v1/namespaces/{ns}/replicasets"
+SECRETS = "/api/v1/namespaces/{ns}/secrets"
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+CRD_NAME = "fidwidgets.fidelity.kubeasync.dev"
+WIDGETS = "/apis/fidelity.kubeasync.dev/v1/namespaces/{ns}/fidwidgets"
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -136,6 +140,35 @@ def _replica_set_counted(answer: Any) -> bool:
     status = answer["items"][0].get("status") or {}
     return (status.get("replicas") == 2 and status.get("fullyLabeledReplicas") == 2
             and status.get("observedGeneration") == 1)
+
+
+def _established(answer: Any) -> bool:
+    """The CRD's names are accepted and it is served."""
+    conditions = ((answer or {}).get("status") or {}).get("conditions") or []
+    return {c.get("type"): c.get("status") for c in conditions}.get("Established") == "True"
+
+
+def _widget_crd() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": "fidelity.kubeasync.dev", "scope": "Namespaced",
+            "names": {"plural": "fidwidgets", "singular": "fidwidget", "kind": "FidWidget",
+                      "listKind": "FidWidgetList"},
+            "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {
+                    "type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }],
+        },
+    }
+
+
+def _widget(name: str) -> dict[str, Any]:
+    return {"apiVersion": "fidelity.kubeasync.dev/v1", "kind": "FidWidget",
+            "metadata": {"name": name}, "spec": {"size": 3}}
 
 
 def _rolled_out(answer: Any) -> bool:
@@ -292,6 +325,24 @@ SCENARIO: tuple[Step, ...] = (
          until=_items(0)),
     Step("deploy-pods-collected", "GET", PODS + "?labelSelector=app%3Dfid-web-d",
          until=_items(0)),
+    # --- a secret: stringData is folded into base64 data
+    Step("secret-create", "POST", SECRETS,
+         {"metadata": {"name": "s1"}, "stringData": {"password": "s3cret"}}),
+    Step("secret-get", "GET", SECRETS + "/s1"),
+    Step("secret-patch-string-data", "PATCH", SECRETS + "/s1",
+         {"stringData": {"user": "me"}}, MERGE),
+    Step("secret-list", "GET", SECRETS + "?fieldSelector=metadata.name%3Ds1"),
+    Step("secret-delete", "DELETE", SECRETS + "/s1"),
+    # --- a CRD and a custom resource of it
+    Step("crd-create", "POST", CRDS, _widget_crd()),
+    Step("crd-established", "GET", CRDS + "/" + CRD_NAME, until=_established),
+    Step("cr-create", "POST", WIDGETS, _widget("w1"), until_not=(404,)),
+    Step("cr-get", "GET", WIDGETS + "/w1"),
+    Step("cr-get-status", "GET", WIDGETS + "/w1/status"),
+    Step("cr-list", "GET", WIDGETS),
+    Step("cr-patch-merge", "PATCH", WIDGETS + "/w1", {"spec": {"size": 4}}, MERGE),
+    Step("crd-delete", "DELETE", CRDS + "/" + CRD_NAME),
+    Step("crd-gone", "GET", CRDS + "/" + CRD_NAME, until_not=(200,)),
     # --- methods and paths that do not exist
     Step("unknown-resource", "GET", "/api/v1/namespaces/{ns}/widgets"),
     Step("ns-delete-collection", "DELETE", "/api/v1/namespaces"),
@@ -532,6 +583,13 @@ KNOWN_PATHS: tuple[tuple[frozenset[str], str, str], ...] = (
      "subresources of another group (pods/eviction is policy/v1beta1, */scale autoscaling/v1):"
      " the fake serves them but its discovery names no group or version for them"),
     (frozenset({"APIResourceList"}), "resources.version", "the same subresources (above)"),
+    (frozenset({"CustomResourceDefinition"}), "status.acceptedNames.listKind",
+     "a CRD's create answer: kube-apiserver's naming controller accepts the names and sets "
+     "the conditions a moment after the create, the fake in the create itself"),
+    (frozenset({"CustomResourceDefinition"}), "status.acceptedNames.singular",
+     "the names accepted at once (above)"),
+    (frozenset({"CustomResourceDefinition"}), "status.conditions",
+     "the conditions set at once (above)"),
     (frozenset({"APIResourceList"}), "resources.shortNames",
      "the fake serves the catalogue of 1.37, whose batch/v1 has CronJobs (short name cj); "
      "1.20's batch/v1 has only Jobs (CronJobs are batch/v1beta1 there)"),

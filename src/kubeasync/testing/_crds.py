@@ -110,6 +110,11 @@ class CustomResources:
                     return served.columns
         return None
 
+    def serves(self, d: Descriptor) -> bool:
+        """Whether ``d`` is a resource of a CRD (and not a built-in one)."""
+        return any(served.descriptor == d
+                   for versions in self._by_crd.values() for served in versions)
+
     def scale_paths(self, d: Descriptor) -> ScalePaths:
         for versions in self._by_crd.values():
             for served in versions:

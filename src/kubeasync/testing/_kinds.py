@@ -583,7 +583,8 @@ def _crd_holds(obj: Obj) -> list[str]:
 
 def _crd_terminating(obj: Obj) -> None:
     metadata = _dict(obj, "metadata")
-    metadata["deletionGracePeriodSeconds"] = 0
+    # Like a namespace's, a CRD's delete sets only the timestamp (kube-apiserver 1.20).
+    metadata.pop("deletionGracePeriodSeconds", None)
     finalizers = metadata.setdefault("finalizers", [])
     if CRD_CLEANUP not in finalizers:
         finalizers.append(CRD_CLEANUP)

@@ -594,6 +594,8 @@ class FakeApiServer:
                                     columns=self.crds.columns(d))
                 elif self._partial(request, d, collection=True):
                     listing = partial_list(listing)
+                elif self.crds.serves(d):
+                    listing = _unstructured_list(d, listing)
                 return self._json(request, listing)
             if method == "POST" and (namespace is not None or not d.namespaced):
                 self._require(d, "create")
@@ -1043,6 +1045,14 @@ def _patch_body(content_type: str, raw: bytes) -> Any:
         return yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError):
         return None
+
+
+def _unstructured_list(d: Descriptor, listing: Obj) -> Obj:
+    """A custom resource's list as kube-apiserver writes it (unstructured): every item
+    keeps its ``apiVersion`` and ``kind``, and ``metadata.continue`` is always there."""
+    items = [{"apiVersion": d.api_version, "kind": d.kind, **_in_version(d, item)}
+             for item in listing["items"]]
+    return {**listing, "metadata": {"continue": "", **listing["metadata"]}, "items": items}
 
 
 def _in_version(d: Descriptor, obj: Obj) -> Obj:
